@@ -82,8 +82,8 @@ def occupy(e: torch.Tensor, kT: float, n_electrons: int | None = None, mu: float
     tol = DEGENERACY_TOL * torch.clamp(e.abs().amax(-1, keepdim=True), min=1.0)
     below = e < e_f - tol
     shell = (e - e_f).abs() <= tol
-    n_below = below.sum(-1, keepdim=True)
-    n_shell = shell.sum(-1, keepdim=True)
-    f = below.to(e.dtype) + shell.to(e.dtype) * ((n_electrons - n_below) / n_shell).to(e.dtype)
+    n_below = below.sum(-1, keepdim=True).to(e.dtype)
+    n_shell = shell.sum(-1, keepdim=True).to(e.dtype)
+    f = below.to(e.dtype) + shell.to(e.dtype) * (n_electrons - n_below) / n_shell
     mu_t = 0.5 * (e[..., n_electrons - 1] + e[..., n_electrons])
     return f, mu_t, (f * e).sum(-1)

@@ -7,9 +7,11 @@
 """
 
 from ._version import __version__
+from .dynamics import LLG, Trajectory
 from .electrons import ElectronState, ExactSolver
 from .lattice import Lattice
 from .model import SDModel
 from .symmetry import PointGroup
 
-__all__ = ["__version__", "Lattice", "SDModel", "ExactSolver", "ElectronState", "PointGroup"]
+__all__ = ["__version__", "Lattice", "SDModel", "ExactSolver", "ElectronState", "PointGroup", "LLG",
+           "Trajectory"]

@@ -28,7 +28,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def fail(message: str, code: int = 2):
     """Print an error in red and exit with ``code`` (no traceback for user errors)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    # escape: run-file messages name tables like "[model] J", which are not markup
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

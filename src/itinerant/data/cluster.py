@@ -35,6 +35,16 @@ def jobqueue_cluster(cfg: dict):
     return cls(**{k: v for k, v in options.items() if v is not None})
 
 
+def check_options(workers: int | None, scheduler: str | None, threads_per_worker: int) -> None:
+    """Refuse contradictory or impossible execution options (before any work starts)."""
+    if workers is not None and scheduler is not None:
+        raise ValueError("give either --workers or --scheduler, not both")
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    if threads_per_worker < 1:
+        raise ValueError(f"--threads-per-worker must be >= 1, got {threads_per_worker}")
+
+
 @contextmanager
 def connect(cluster_cfg: dict, workers: int | None = None, scheduler: str | None = None,
             threads_per_worker: int = 1, say=print):
@@ -45,12 +55,7 @@ def connect(cluster_cfg: dict, workers: int | None = None, scheduler: str | None
     ``workers``, default one per CPU; ``slurm`` / ``pbs`` with ``jobs`` batch jobs).
     ``say`` receives the dashboard address.
     """
-    if workers is not None and scheduler is not None:
-        raise ValueError("give either --workers or --scheduler, not both")
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {workers}")
-    if threads_per_worker < 1:
-        raise ValueError(f"--threads-per-worker must be >= 1, got {threads_per_worker}")
+    check_options(workers, scheduler, threads_per_worker)
     from distributed import Client, LocalCluster
 
     cluster = None

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..io import RowWriter, model_attrs, write_attrs
 from ..spins import random_spins
-from .cluster import connect
+from .cluster import check_options, connect
 from .protocols import Run, Task, load_run, make_spins, snapshots_of
 
 FLOAT_ROWS = ("spins", "fields", "energy", "density", "time", "kT_spin", "noise")
@@ -257,6 +257,7 @@ def generate(run_file, out, *, workers: int | None = None, scheduler: str | None
     table decides (a LocalCluster with one worker per CPU by default).  The run file is validated
     completely before any work starts.
     """
+    check_options(workers, scheduler, threads_per_worker)
     say = console.print if console is not None else print
     run = run_file if isinstance(run_file, Run) else load_run(run_file)
     start = time.perf_counter()

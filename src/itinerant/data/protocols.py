@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import (MODEL_SCHEMA, ConfigError, ListOf, Option, model_from_config, non_negative,
                       positive, validate)
-from ..dynamics.integrators import STEPPERS
+from ..dynamics import DEFAULT_INTEGRATOR, STEPPERS
 from ..lattice import Lattice
 from ..spins import STATES, check_spins, random_rotation, random_spins
 
@@ -77,7 +77,7 @@ PROTOCOLS = {
         "dt": Option(float, check=positive, help="time step (units of 1/t1)"),
         "kT_spin": Option((float, list), default=[0.0], item=float, check=_all_non_negative,
                           help="spin temperature(s); 0 = deterministic"),
-        "integrator": Option(str, default="sib", choices=tuple(STEPPERS)),
+        "integrator": Option(str, default=DEFAULT_INTEGRATOR, choices=tuple(STEPPERS)),
     },
     "file": {
         "path": Option(str, help=".npy file or HDF5 file, relative to the run file"),

@@ -188,6 +188,24 @@ noise = [0.0, 0.3]
     np.testing.assert_allclose(np.linalg.norm(noisy, axis=-1), 1.0)
 
 
+def test_solver_call_count_matches_the_work_done(tmp_path, monkeypatch):
+    from itinerant.data.protocols import solver_calls
+
+    run = load_run(write_run(tmp_path, SMALL))
+    calls = []
+    solve = it.ExactSolver.solve
+
+    def counting(self, spins, normalize=False):
+        calls.append(1 if np.ndim(spins) == 2 else len(spins))
+        return solve(self, spins, normalize)
+
+    monkeypatch.setattr(it.ExactSolver, "solve", counting)
+    for task in run.tasks:
+        run_task(task, run.cfg, threads=1)
+    # 5 + 4 + 3 snapshots; 2 SIB quenches of 20 steps with 5 frames: 1 + 2 * 20 + 5 each
+    assert sum(calls) == solver_calls(run) == 12 + 2 * 46
+
+
 # ---------------------------------------------------------------------- validation
 
 
@@ -345,6 +363,9 @@ def test_cli_reports_and_resumes(tmp_path):
     text = SMALL.split("[[protocol]]")[0] + '[[protocol]]\nkind = "random"\ncount = 3\n'
     run = write_run(tmp_path, text)
     out = tmp_path / "cli.h5"
+    res = runner.invoke(app, ["generate", str(run), "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0 and "1 tasks, 3 snapshots, 3 solves" in " ".join(res.output.split())
+    assert "core-hours" in res.output and not out.exists()
     res = runner.invoke(app, ["generate", str(run), "--out", str(out), "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert "3 snapshots, complete" in " ".join(res.output.split())

@@ -21,14 +21,28 @@ def generate(
                                            help="Dask threads per worker (serial run: torch threads)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh instead of resuming."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Validate, count tasks and solves, time one solve, estimate "
+                                      "core-hours; compute nothing else."),
 ) -> None:
     """Generate labelled snapshots (spins, exact fields, energy, density) with Dask.
 
     Re-running the same command after an interruption completes only the missing tasks.
     """
     from ..data import generate as run_generate
+    from ..data import load_run
+    from ..data.generate import estimate
 
     def _run():
+        if dry_run:
+            run = load_run(run_file)
+            e = estimate(run)
+            n = 2 * run.model.lattice.N
+            console.print(f"{e['tasks']} tasks, {e['snapshots']} snapshots, {e['solves']} solves of "
+                          f"the {n} x {n} Hamiltonian ({run.cfg['solver']['kind']}); one solve takes "
+                          f"{e['seconds_per_solve']:.3g} s on one thread here: about "
+                          f"{e['core_hours']:.3g} core-hours", highlight=False)
+            return
         s = run_generate(run_file, out, workers=workers, scheduler=scheduler,
                          threads_per_worker=threads_per_worker, overwrite=overwrite,
                          console=console, progress=progress)

@@ -34,7 +34,7 @@ import numpy as np
 from ..io import RowWriter, model_attrs, write_attrs
 from ..spins import random_spins
 from .cluster import check_options, connect
-from .protocols import Run, Task, load_run, make_spins, snapshots_of
+from .protocols import Run, Task, load_run, make_spins, snapshots_of, solver_calls
 
 FLOAT_ROWS = ("spins", "fields", "energy", "density", "time", "kT_spin", "noise")
 INT_ROWS = ("task", "protocol", "sample")
@@ -224,6 +224,34 @@ def sort_rows(path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------- the driver
+
+
+def estimate(run: Run, repeats: int = 2) -> dict:
+    """Cost of a run: solver calls (:func:`~.protocols.solver_calls`) times the single-thread time
+    of one call, measured here on random spins (median of ``repeats`` after a warm-up call).
+
+    Returns ``tasks``, ``snapshots``, ``solves``, ``seconds_per_solve`` and ``core_hours``.
+    """
+    import torch
+
+    solver = solver_for(run.cfg)
+    spins = random_spins(run.model.lattice.N, np.random.default_rng(0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        solver.energy_and_fields(spins)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            solver.energy_and_fields(spins)
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    per = float(np.median(times))
+    calls = solver_calls(run)
+    return {"tasks": len(run.tasks), "snapshots": run.n_snapshots, "solves": calls,
+            "seconds_per_solve": per, "core_hours": calls * per / 3600}
+
 
 
 @dataclass

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -351,13 +350,17 @@ def _read_spin_file(path: Path, proto: dict, lattice: Lattice, where: str) -> np
     return s[None] if s.ndim == 2 else s
 
 
-def total_steps(cfg: dict) -> int:
-    """Solver calls of the run's quench protocols (for cost estimates)."""
+def solver_calls(run: Run) -> int:
+    """Solver calls (one each: a ``2N x 2N`` diagonalisation for the exact solver) a run costs.
+
+    A snapshot costs one.  A quench trajectory costs one at the start, ``evaluations`` per step
+    (2 for SIB and Heun, 4 for RK4; see :data:`itinerant.dynamics.STEPPERS`) and one label per
+    stored frame (``steps // sample_every + 1``).
+    """
     calls = 0
-    for proto in cfg["protocol"]:
-        if proto["kind"] == "quench":
-            evals = STEPPERS[proto["integrator"]].evaluations
-            n = proto["count"] * len(_as_list(proto["kT_spin"]))
-            calls += n * ((evals - 1) * proto["steps"] + 1 + math.ceil(proto["steps"]
-                                                                      / proto["sample_every"]))
+    for task in run.tasks:
+        if task.kind == "quench":
+            proto = run.cfg["protocol"][task.protocol]
+            calls += 1 + proto["steps"] * STEPPERS[proto["integrator"]].evaluations
+        calls += snapshots_of(task, run.cfg)
     return calls

@@ -52,7 +52,10 @@ def _solver(key: str):
     spec = json.loads(key)
     model = model_from_config(spec["model"])
     solver = spec["solver"]
-    return build_force_field(solver["kind"], model, device=solver["device"], **solver["settings"])
+    settings = dict(solver["settings"])
+    if solver["device"] is not None:
+        settings["device"] = solver["device"]
+    return build_force_field(solver["kind"], model, **settings)
 
 
 def solver_for(cfg: dict):
@@ -83,14 +86,28 @@ def run_task(task: Task, cfg: dict, threads: int | None = None) -> dict:
     else:
         spins = make_spins(task, proto, lattice, rng)
         extra = {"time": nan, "kT_spin": nan, "noise": task.params.get("noise", nan)}
-    st = solver.solve(spins)
+    energy, fields, density = label(solver, spins)
     m = len(spins)
-    rows = {"spins": spins, "fields": st.fields, "energy": np.atleast_1d(st.energy),
-            "density": st.density}
+    rows = {"spins": spins, "fields": fields, "energy": energy, "density": density}
     rows.update({k: np.broadcast_to(np.asarray(v, float), (m,)) for k, v in extra.items()})
     rows = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in rows.items()}
     return {"task": task.id, "protocol": task.protocol, "rows": rows,
             "seconds": time.perf_counter() - start}
+
+
+def label(solver, spins: np.ndarray):
+    """Energies (M,), fields (M, N, 3) and densities (M, N) of a stack of configurations.
+
+    Uses the solver's ``solve`` (exact: one batched call); a force field without one gives NaN
+    densities.
+    """
+    if callable(getattr(solver, "solve", None)):
+        st = solver.solve(spins)
+        return np.atleast_1d(st.energy), st.fields, st.density
+    pairs = [solver.energy_and_fields(s) for s in spins]
+    energy = np.array([e for e, _ in pairs], dtype=float)
+    fields = np.stack([h for _, h in pairs])
+    return energy, fields, np.full(spins.shape[:2], np.nan)
 
 
 def _quench(task: Task, proto: dict, solver, rng: np.random.Generator):

@@ -89,7 +89,7 @@ PROTOCOLS = {
 
 SOLVER_SCHEMA = {
     "kind": Option(str, default="exact", choices=("exact", "kpm")),
-    "device": Option(str, default="cpu", help="torch device of the solver"),
+    "device": Option(str, default=None, help="torch device of the solver, e.g. 'cuda'"),
     "settings": Option(dict, default={}, help="further solver settings (KPMSolver keywords)"),
 }
 

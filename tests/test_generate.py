@@ -315,7 +315,7 @@ def _completed_tasks(path: Path) -> int:
     try:
         with h5py.File(path, "r", locking=False) as h5:
             return h5["completed"].shape[0]
-    except (OSError, KeyError, RuntimeError):
+    except (OSError, KeyError, RuntimeError, ValueError):  # not created yet, or caught mid-write
         return 0
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from .app import app, console, run_guarded
 
 
 @app.command()
 def generate(
-    run_file: Path = typer.Argument(..., help="TOML run file: [model], [solver], [[protocol]], seed."),
+    run_file: Path = typer.Argument(..., help=escape("TOML run file: [model], [solver], [[protocol]], "
+                                                     "seed; optional [cluster].")),
     out: Path = typer.Option(..., "--out", "-o", help="HDF5 data file (resumed if it exists)."),
     workers: int = typer.Option(None, "--workers", "-w",
                                 help="LocalCluster with N worker processes; 0 runs serially here."),

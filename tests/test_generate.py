@@ -295,12 +295,16 @@ def test_resume_drops_unfinished_tasks_and_refuses_other_runs(small, tmp_path):
     run = load_run(run_file)
     out = tmp_path / "partial.h5"
     with DataFile(out, run, file_attrs(run, solver_for(run.cfg))) as data:
-        for t in (6, 2, 0):
-            data.write(run_task(run.tasks[t], run.cfg, threads=1))
+        data.write(run_task(run.tasks[6], run.cfg, threads=1))
         half = run_task(run.tasks[5], run.cfg, threads=1)["rows"]
         for k in range(2):  # two of its five rows, never marked completed
             data.floats.append(**{n: half[n][k] for n in data.floats.names})
             data.ints.append(task=5, protocol=2, sample=k)
+        for t in (2, 0):
+            data.write(run_task(run.tasks[t], run.cfg, threads=1))
+    with DataFile(out, run, {}) as data:  # reopening drops the unfinished rows
+        assert data.done == {0, 2, 6} and len(data.floats) == len(data.ints) == 5 + 1 + 2
+        assert 5 not in data.h5["task"][...]
     summary = generate(run_file, out, workers=0, progress=False)
     assert summary.ran == 6 and summary.complete
     assert_same_file(serial, out)

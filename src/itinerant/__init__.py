@@ -11,7 +11,8 @@ from .dynamics import LLG, Trajectory
 from .electrons import ElectronState, ExactSolver
 from .lattice import Lattice
 from .model import SDModel
+from .models import MLForceField
 from .symmetry import PointGroup
 
 __all__ = ["__version__", "Lattice", "SDModel", "ExactSolver", "ElectronState", "PointGroup", "LLG",
-           "Trajectory"]
+           "Trajectory", "MLForceField"]

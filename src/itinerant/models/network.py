@@ -1,0 +1,114 @@
+"""The local-energy network: E = sum_i eps_i, eps_i = shift + scale * MLP(x_i).
+
+The input of site ``i`` is its descriptor ``d_i`` (shape (F,), from :mod:`itinerant.descriptors`),
+standardised with the training-set mean and standard deviation, and optionally the *length channel*
+``|S_i|^2 - 1``.  The length channel is zero on unit spins, so it leaves the energy of every physical
+configuration alone; it lets the network learn the component of the exact field along S_i.  That
+component is ``h_i . S_i = -d E / d|S_i|`` for the linear extension of the s-d Hamiltonian off the
+sphere (``J S_i . <sigma_i>``, the local moment times J); bond invariants ``S_j . S_k`` alone would tie it
+to the transverse field.  LLG uses only the transverse part, which is the same with or without it.
+
+Shapes: features (..., N, F), spins (..., N, 3), site energies (..., N), energies (...,).
+Units: energies and fields in units of t1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU}
+"""Smooth activations (the fields are derivatives of the energy, so the network must be smooth)."""
+
+
+class SiteEnergyNet(nn.Module):
+    """Multilayer perceptron from a site's (standardised) descriptor to its local energy eps_i.
+
+    Parameters
+    ----------
+    n_features:
+        Descriptor length F.
+    hidden:
+        Widths of the hidden layers.
+    activation:
+        One of :data:`ACTIVATIONS`.
+    length_channel:
+        Feed ``|S_i|^2 - 1`` as an extra input (see the module docstring).
+
+    Buffers (set from training data with :meth:`set_normalisation`, stored in model files):
+    ``feature_mean``, ``feature_std`` (F,), ``energy_shift``, ``energy_scale`` (scalars):
+    ``eps_i = energy_shift + energy_scale * MLP(...)``.
+    """
+
+    def __init__(self, n_features: int, hidden=(64, 64), activation: str = "silu",
+                 length_channel: bool = True) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
+        hidden = [int(h) for h in hidden]
+        if int(n_features) < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"layer widths must be positive, got n_features={n_features}, "
+                             f"hidden={hidden}")
+        self.n_features = int(n_features)
+        self.hidden = hidden
+        self.activation = activation
+        self.length_channel = bool(length_channel)
+        widths = [self.n_features + self.length_channel, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+        layers.append(nn.Linear(widths[-1], 1))
+        self.mlp = nn.Sequential(*layers)
+        self.register_buffer("feature_mean", torch.zeros(self.n_features))
+        self.register_buffer("feature_std", torch.ones(self.n_features))
+        self.register_buffer("energy_shift", torch.zeros(()))
+        self.register_buffer("energy_scale", torch.ones(()))
+
+    def config(self) -> dict:
+        """JSON-able settings that rebuild the (untrained) network."""
+        return {"n_features": self.n_features, "hidden": list(self.hidden),
+                "activation": self.activation, "length_channel": self.length_channel}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "SiteEnergyNet":
+        return cls(cfg["n_features"], cfg["hidden"], cfg["activation"], cfg["length_channel"])
+
+    @torch.no_grad()
+    def set_normalisation(self, mean, std, energy_shift: float, energy_scale: float) -> None:
+        """Feature standardisation and output scale; features with ``std ~ 0`` are only centred."""
+        mean = torch.as_tensor(mean, dtype=self.feature_mean.dtype)
+        std = torch.as_tensor(std, dtype=self.feature_std.dtype)
+        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
+            raise ValueError(f"normalisation needs shape ({self.n_features},), got {tuple(mean.shape)}"
+                             f" and {tuple(std.shape)}")
+        if not energy_scale > 0:
+            raise ValueError(f"energy_scale must be > 0, got {energy_scale}")
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std)))
+        self.energy_shift.fill_(float(energy_shift))
+        self.energy_scale.fill_(float(energy_scale))
+
+    def forward(self, features: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+        """Site energies eps_i, shape (..., N), from features (..., N, F) and spins (..., N, 3)."""
+        x = (features - self.feature_mean) / self.feature_std
+        if self.length_channel:
+            x = torch.cat([x, (spins * spins).sum(-1, keepdim=True) - 1.0], dim=-1)
+        return self.energy_shift + self.energy_scale * self.mlp(x).squeeze(-1)
+
+
+def site_energies(net, descriptor, spins: torch.Tensor) -> torch.Tensor:
+    """eps_i for spins (..., N, 3): shape (..., N).  ``net`` may be a DDP wrapper of the network."""
+    return net(descriptor(spins), spins)
+
+
+def energy_and_fields(net, descriptor, spins: torch.Tensor, create_graph: bool = False):
+    """Total energy (...,) and fields h = -dE/dS (..., N, 3) by automatic differentiation.
+
+    ``create_graph=True`` keeps the graph of the fields, so a loss on them can be back-propagated to
+    the network parameters (training).  ``spins`` is not modified.
+    """
+    s = spins.detach().requires_grad_(True)
+    with torch.enable_grad():
+        energy = site_energies(net, descriptor, s).sum(-1)
+        (grad,) = torch.autograd.grad(energy.sum(), s, create_graph=create_graph)
+    return energy, -grad

@@ -109,6 +109,7 @@ class MLForceField:
         state, meta = files.read_model(path)
         try:
             net = SiteEnergyNet.from_config(meta["network"])
+            net.to(state["energy_scale"].dtype)  # keep the stored precision
             net.load_state_dict(state)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: weights do not fit the network described in its "

@@ -10,9 +10,11 @@ Gaussian noise (amplitude ``NOISE`` per component, then normalised; the redrawn 
 noise), which is closer to the late-time coarsening configurations.
 
 Study parameters (DESIGN.md §6): triangular t1 = 1, J = 2, filling 1/4; square t1 = 1, J = 6,
-filling 0.485; L = 20 makes both fillings integer electron numbers (200 and 388), kT = 0.
+filling 0.485; L = 20 makes both fillings integer electron numbers (200 and 388), kT = 0.  The square
+model is also run at fixed chemical potential (the mean mu of near-Neel states at filling 0.485).
 
-    .venv/bin/python benchmarks/locality.py            # ~5 min on 2 cores, writes docs/figures/locality.png
+    .venv/bin/python benchmarks/locality.py            # 306 solves at L = 20, ~8-10 min CPU
+                                                       # writes docs/figures/locality.png
     .venv/bin/python benchmarks/locality.py --quick    # small smoke run (L = 8), no plot unless --out
 """
 
@@ -29,8 +31,13 @@ import itinerant as it
 from itinerant.spins import STATES, random_spins
 
 CASES = {
-    "triangular": dict(t=(1.0,), J=2.0, filling=0.25, ordered="tetrahedral"),
-    "square": dict(t=(1.0,), J=6.0, filling=0.485, ordered="neel"),
+    "triangular": dict(lattice="triangular", t=(1.0,), J=2.0, filling=0.25, ordered="tetrahedral"),
+    "square": dict(lattice="square", t=(1.0,), J=6.0, filling=0.485, ordered="neel"),
+    # The same square-lattice model at the fixed chemical potential of the near-Neel states at
+    # filling 0.485 (grand canonical): separates the locality of the electrons from the global
+    # constraint N_e = const, which decides where the doped holes go.
+    "square, fixed mu": dict(lattice="square", t=(1.0,), J=6.0, mu="from filling 0.485",
+                             ordered="neel"),
 }
 NOISE = 0.3
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "locality.png"
@@ -54,15 +61,27 @@ def draw(lattice: it.Lattice, ensemble: str, ordered: str, rng) -> np.ndarray:
     return s / np.linalg.norm(s, axis=1, keepdims=True)
 
 
+def build_model(case: dict, L: int, rng) -> it.SDModel:
+    lat = it.Lattice.from_name(case["lattice"], L)
+    if "filling" in case:
+        return it.SDModel(lat, t=case["t"], J=case["J"], filling=case["filling"])
+    # mu: the mean chemical potential of a few ordered + noise states at the given filling.
+    filling = float(case["mu"].split()[-1])
+    fixed_n = it.SDModel(lat, t=case["t"], J=case["J"], filling=filling)
+    states = np.array([draw(lat, "ordered", case["ordered"], rng) for _ in range(3)])
+    mu = float(np.mean(it.ExactSolver(fixed_n).solve(states).mu))
+    return it.SDModel(lat, t=case["t"], J=case["J"], mu=mu)
+
+
 def study(kind: str, L: int, radii, n_base: int, n_redraw: int, seed: int = 0) -> dict:
     """|delta h_centre| for every ensemble, radius, base and redraw; also the mean |h_centre|."""
     case = CASES[kind]
-    lat = it.Lattice.from_name(kind, L)
-    model = it.SDModel(lat, t=case["t"], J=case["J"], filling=case["filling"])
+    rng = np.random.default_rng(seed)
+    model = build_model(case, L, rng)
+    lat = model.lattice
     solver = it.ExactSolver(model)
     centre = 0
     dist = min_image_distance(lat, centre)
-    rng = np.random.default_rng(seed)
     out = {}
     for ensemble in ("random", "ordered"):
         dh = np.empty((len(radii), n_base, n_redraw))
@@ -86,8 +105,9 @@ def study(kind: str, L: int, radii, n_base: int, n_redraw: int, seed: int = 0) -
 
 def report(kind: str, res: dict) -> None:
     m = res["model"]
-    print(f"\n{kind}: L = {m.lattice.L}, t = {m.t}, J = {m.J}, filling = {m.filling} "
-          f"(N_e = {m.n_electrons})")
+    ensemble = (f"filling = {m.filling} (N_e = {m.n_electrons})" if m.fixed_filling
+                else f"mu = {m.mu:.4f}")
+    print(f"\n{kind}: L = {m.lattice.L}, t = {m.t}, J = {m.J}, {ensemble}, kT = {m.kT}")
     print(f"{'r':>5} " + " ".join(f"{e + ' mean':>14} {'max':>9}" for e in res["results"]))
     for k, r in enumerate(res["radii"]):
         cols = []
@@ -105,7 +125,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.0), sharey=True)
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.0), sharey=True)
     for ax, (kind, res) in zip(np.atleast_1d(axes), results.items()):
         m, r = res["model"], res["radii"]
         for (e, v), colour in zip(res["results"].items(), ("C0", "C3")):
@@ -115,7 +135,8 @@ def plot(results: dict, path: Path) -> None:
             ax.fill_between(r, d.min(1), d.max(1), color=colour, alpha=0.2, lw=0)
             ax.semilogy(np.repeat(r, d.shape[1]), d.ravel(), ".", color=colour, ms=3, alpha=0.6)
             ax.axhline(v["h"], color=colour, ls=":", lw=1)
-        ax.set_title(f"{kind} L={m.lattice.L}: t1={m.t[0]:g}, J={m.J:g}, n={m.filling:g}")
+        ens = f"n={m.filling:g}" if m.fixed_filling else f"mu={m.mu:.3f}"
+        ax.set_title(f"{m.lattice.name} L={m.lattice.L}: t1={m.t[0]:g}, J={m.J:g}, {ens}")
         ax.set_xlabel("r (spins beyond r redrawn)")
         ax.grid(True, which="both", alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel(r"$|\delta h_i|$  (band: min-max; dotted: mean $|h_i|$)")
@@ -136,6 +157,7 @@ def main(argv=None) -> None:
         L, radii, n_base, n_redraw = 8, [1, 2, 3], 1, 1
         # L = 8: filling 0.25 -> 32 electrons; square 0.485 would not be integer, use 62/128.
         CASES["square"] = dict(CASES["square"], filling=62 / 128)
+        CASES["square, fixed mu"] = dict(CASES["square, fixed mu"], mu="from filling 0.484375")
     else:
         L, radii, n_base, n_redraw = 20, [1, 2, 3, 4, 5, 6, 7, 8], 3, 2
     results = {}
@@ -143,7 +165,7 @@ def main(argv=None) -> None:
     for kind in CASES:
         results[kind] = study(kind, L, radii, n_base, n_redraw, seed=a.seed)
         report(kind, results[kind])
-    print(f"\n{sum(len(radii) * n_base * n_redraw + n_base for _ in CASES) * 2} exact solves "
+    print(f"\n{len(CASES) * 2 * (len(radii) * n_base * n_redraw + n_base)} exact solves "
           f"in {time.perf_counter() - t0:.0f} s")
     if a.out is not None or not a.quick:
         plot(results, a.out or DEFAULT_OUT)

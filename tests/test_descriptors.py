@@ -95,6 +95,27 @@ def test_broken_probes_are_rejected(kind, L, rc, opts, rng):
     assert invariance_error(cross_with(ecopy, eref, a2), lat, spins, rng) < 1e-12
 
 
+@pytest.mark.parametrize("kind,L,rc,opts", CASES, ids=IDS)
+def test_variables_match_a_direct_evaluation(kind, L, rc, opts, rng):
+    lat, d = _desc(kind, L, rc, opts)
+    s = random_spins(lat.N, rng)
+    nb = s[lat.gather_indices(d.offsets)]  # (N, K, 3)
+    bonds = np.einsum("nkc,nkc->nk", nb[:, d.bonds[:, 0]], nb[:, d.bonds[:, 1]])
+    a, b, c = (nb[:, d.triangles[:, k]] for k in range(3))
+    chi = np.einsum("nkc,nkc->nk", a, np.cross(b, c))
+    assert np.allclose(_apply_vars(d, s), np.concatenate([bonds, chi], axis=1), atol=1e-14)
+    if opts.get("chirality") or kind == "triangular":
+        assert len(d.triangles) > 0
+        vec = lat.cartesian(d.offsets)
+        u, w = vec[d.triangles[:, 1]] - vec[d.triangles[:, 0]], vec[d.triangles[:, 2]] - vec[
+            d.triangles[:, 0]]
+        assert (u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0] > 0).all(), "counter-clockwise"
+
+
+def _apply_vars(d, spins):
+    return d.variables(torch.as_tensor(spins)).numpy()
+
+
 def test_chirality_sign_under_mirrors(rng):
     """Chiralities transform with det(g): the uniform-chirality (A2) coefficient flips under a mirror,
     so the chiral coefficients themselves are not invariant, only their even products are."""
@@ -199,13 +220,14 @@ def test_batches_dtypes_sites_and_devices(rng):
     assert torch.allclose(x32.double(), x, rtol=1e-4, atol=1e-4 * x.abs().max())
     sites = torch.tensor([4, 0, 17])
     assert torch.allclose(d(torch.as_tensor(stack), sites=sites), x[..., sites, :], atol=1e-13)
-    d2 = d.to("cpu").to(torch.float32)  # buffers follow; the input sets the dtype
-    assert d2(torch.as_tensor(stack[0, 0])).dtype == torch.float64
+    assert d.state_dict() == {}, "nothing L-dependent is saved with a model"
     if torch.cuda.is_available():
-        dc = d.to("cuda")
+        dc = Descriptor(lat, 2.5).to("cuda")
         xc = dc(torch.as_tensor(stack, device="cuda"))
         assert xc.device.type == "cuda"
         assert torch.allclose(xc.cpu(), x, atol=1e-12)
+    d.to("cpu").to(torch.float32)  # in place: the constants become float32
+    assert d(torch.as_tensor(stack[0, 0], dtype=torch.float32)).dtype == torch.float32
 
 
 def test_config_and_counts():

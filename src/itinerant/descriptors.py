@@ -120,22 +120,40 @@ class Descriptor(torch.nn.Module):
                                    "radius": orb["radius"], "index": o * n_g + row + np.arange(d)})
                     row += d
             assert row == s, "the irreps must exhaust each orbit"
+        self.bonds = bonds
+        """Bond variables as pairs (j, k) of neighbourhood indices, shape (n_bonds, 2)."""
+        self.triangles = triangles
+        """Chirality triangles (a, b, c), counter-clockwise, shape (n_triangles, 3)."""
         self.copies = copies
+        """Irrep copies: sector, irrep, orbit, radius and ``index`` of the d coefficients."""
         self.orbits = [{k: v for k, v in orb.items() if k not in ("perm", "signs")} for orb in orbits]
         terms, self.feature_info = _invariants(group, copies)
         self.n_features = len(self.feature_info)
         self.n_variables = len(bonds) + len(triangles)
         self.n_coefficients = len(orbits) * n_g
 
-        self.register_buffer("neighbors", torch.as_tensor(lattice.gather_indices(offsets)))
-        self.register_buffer("bond_pairs", torch.as_tensor(bonds))
-        self.register_buffer("triangles", torch.as_tensor(triangles))
-        self.register_buffer("orbit_gather", torch.as_tensor(gather))
-        self.register_buffer("orbit_basis", torch.as_tensor(W))
+        # Translation invariance: every variable is a per-site "field" (S_x . S_{x+delta} for a
+        # displacement delta, or the chirality of a triangle shape anchored at x) read at an anchor
+        # site x = i + o_anchor.  The fields are computed once per site, then gathered.
+        anchor, field, disp, shapes = _fields(offsets, bonds, triangles)
+        self.n_fields = len(disp) + len(shapes)
+        slot = gather.ravel()
+        buffers = {
+            "neighbors": lattice.gather_indices(offsets),        # (N, K) sites i + o_k
+            "disp_sites": lattice.gather_indices(disp).reshape(lattice.N, len(disp)),
+            "shape_sites": lattice.gather_indices(shapes.reshape(-1, 2)).reshape(
+                lattice.N, len(shapes), 2),
+            "var_anchor": anchor, "var_field": field,
+            "slot_anchor": anchor[slot], "slot_field": field[slot],   # (orbits * |G|,)
+            "orbit_basis": W,
+        }
+        self._unit_coef = {deg: bool(np.all(t[1] == 1.0)) for deg, t in terms.items()}
         for deg, (idx, coef, out) in terms.items():
-            self.register_buffer(f"term{deg}_idx", torch.as_tensor(idx))
-            self.register_buffer(f"term{deg}_coef", torch.as_tensor(coef))
-            self.register_buffer(f"term{deg}_out", torch.as_tensor(out))
+            buffers.update({f"term{deg}_idx": idx, f"term{deg}_coef": coef, f"term{deg}_out": out})
+        # Buffers follow .to(device); they are rebuilt from config(), so they stay out of the
+        # state_dict (which then does not depend on L).
+        for name, value in buffers.items():
+            self.register_buffer(name, torch.as_tensor(value), persistent=False)
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
@@ -161,6 +179,9 @@ class Descriptor(torch.nn.Module):
                 f"variables={self.n_variables}, n_features={self.n_features}")
 
     # ------------------------------------------------------------------ evaluation
+    # Internally everything is "row-major over quantities, batch last": (rows, B) tensors whose
+    # rows are (site, field), (coefficient, site) or (feature, site), so that every gather and
+    # scatter moves contiguous rows of length B.
     def forward(self, spins: torch.Tensor, sites=None) -> torch.Tensor:
         """Descriptor of every site.
 
@@ -168,43 +189,84 @@ class Descriptor(torch.nn.Module):
         (floating point).  ``sites`` (optional, 1D indices) restricts the centres, giving
         (..., len(sites), F) -- for evaluating a large lattice in chunks.
         """
-        return self.invariants(self.coefficients(spins, sites))
+        table, batch = self._field_table(spins)
+        nbr = self._centres(sites)
+        f = self._coefficients(table, nbr)
+        return self._to_batch_last(self._invariants(f), batch, len(nbr))
 
     def variables(self, spins: torch.Tensor, sites=None) -> torch.Tensor:
         """Bond variables then chiralities of every neighbourhood, shape (..., N, n_variables)."""
-        if not torch.is_tensor(spins) or not spins.is_floating_point():
-            raise ValueError("spins must be a floating-point torch tensor of shape (..., N, 3)")
-        if spins.ndim < 2 or spins.shape[-2:] != (self.lattice.N, 3):
-            raise ValueError(f"spins must have shape (..., N = {self.lattice.N}, 3) for "
-                             f"{self.lattice!r}, got {tuple(spins.shape)}")
-        nbr = self.neighbors if sites is None else self.neighbors[torch.as_tensor(
-            sites, device=self.neighbors.device)]
-        s = spins[..., nbr, :]  # (..., n, K, 3)
-        p = self.bond_pairs
-        out = [torch.einsum("...c,...c->...", s[..., p[:, 0], :], s[..., p[:, 1], :])]
-        if len(self.triangles):
-            t = self.triangles
-            a, b, c = s[..., t[:, 0], :], s[..., t[:, 1], :], s[..., t[:, 2], :]
-            out.append(torch.einsum("...c,...c->...", a, torch.linalg.cross(b, c, dim=-1)))
-        return torch.cat(out, dim=-1)
+        table, batch = self._field_table(spins)
+        nbr = self._centres(sites)
+        rows = (nbr[:, self.var_anchor] * self.n_fields + self.var_field).T  # (V, n)
+        v = table.index_select(0, rows.reshape(-1)).reshape(len(rows), -1)
+        return self._to_batch_last(v, batch, len(nbr))
 
     def coefficients(self, spins: torch.Tensor, sites=None) -> torch.Tensor:
-        """Irrep coefficients of every orbit, shape (..., N, n_coefficients); see :attr:`copies`."""
-        v = self.variables(spins, sites)
-        g = v[..., self.orbit_gather]  # (..., n, orbits, |G|)
-        f = torch.einsum("...os,ocs->...oc", g, self.orbit_basis.to(v.dtype))
-        return f.flatten(-2)
+        """Irrep coefficients, shape (..., N, n_coefficients); entry ``copy["index"]`` of
+        :attr:`copies` holds the d components of that copy (zero-padded orbits leave zeros)."""
+        table, batch = self._field_table(spins)
+        nbr = self._centres(sites)
+        return self._to_batch_last(self._coefficients(table, nbr), batch, len(nbr))
 
     def invariants(self, f: torch.Tensor) -> torch.Tensor:
         """The descriptor from irrep coefficients: (..., n_coefficients) -> (..., n_features)."""
-        out = f.new_zeros(*f.shape[:-1], self.n_features)
+        lead = f.shape[:-1]
+        rows = f.reshape(-1, f.shape[-1]).T
+        return self._invariants(rows).T.reshape(*lead, self.n_features)
+
+    def _field_table(self, spins):
+        """Per-site fields, shape (N * n_fields, B), rows (site, field); and the batch shape."""
+        if not torch.is_tensor(spins) or not spins.is_floating_point():
+            raise ValueError("spins must be a floating-point torch tensor of shape (..., N, 3)")
+        N = self.lattice.N
+        if spins.ndim < 2 or spins.shape[-2:] != (N, 3):
+            raise ValueError(f"spins must have shape (..., N = {N}, 3) for {self.lattice!r}, "
+                             f"got {tuple(spins.shape)}")
+        batch = spins.shape[:-2]
+        s = spins.reshape(-1, N, 3).permute(1, 2, 0)  # (N, 3, B)
+        fields = [torch.einsum("ncb,nkcb->nkb", s, s[self.disp_sites])]
+        if self.shape_sites.shape[1]:
+            u, w = s[self.shape_sites[..., 0]], s[self.shape_sites[..., 1]]  # (N, shapes, 3, B)
+            fields.append(torch.einsum("ncb,nkcb->nkb", s, torch.linalg.cross(u, w, dim=2)))
+        table = torch.cat(fields, dim=1)
+        return table.reshape(N * self.n_fields, -1), batch
+
+    def _centres(self, sites) -> torch.Tensor:
+        if sites is None:
+            return self.neighbors
+        idx = torch.as_tensor(sites, device=self.neighbors.device).reshape(-1)
+        if idx.dtype not in (torch.int32, torch.int64) or len(idx) and (
+                idx.min() < 0 or idx.max() >= self.lattice.N):
+            raise ValueError(f"sites must be integer indices in [0, N = {self.lattice.N})")
+        return self.neighbors[idx]
+
+    def _coefficients(self, table, nbr) -> torch.Tensor:
+        """(N * n_fields, B) -> (n_coefficients, n * B)."""
+        n, B = len(nbr), table.shape[1]
+        rows = nbr[:, self.slot_anchor].T * self.n_fields + self.slot_field[:, None]  # (slots, n)
+        g = table.index_select(0, rows.reshape(-1))
+        n_g = self.orbit_basis.shape[-1]
+        g = g.reshape(-1, n_g, n * B)  # (orbits, |G|, n * B)
+        return torch.bmm(self.orbit_basis.to(table.dtype), g).reshape(-1, n * B)
+
+    def _invariants(self, f) -> torch.Tensor:
+        """(n_coefficients, M) -> (n_features, M)."""
+        out = f.new_zeros(self.n_features, f.shape[1])
         for deg in (1, 2, 3):
             idx, coef = getattr(self, f"term{deg}_idx"), getattr(self, f"term{deg}_coef")
-            prod = coef.to(f.dtype) * f[..., idx[0]]
+            prod = f.index_select(0, idx[0])
             for k in range(1, deg):
-                prod = prod * f[..., idx[k]]
-            out = out.index_add(-1, getattr(self, f"term{deg}_out"), prod)
+                prod = prod * f.index_select(0, idx[k])
+            if not self._unit_coef[deg]:
+                prod = prod * coef.to(f.dtype)[:, None]
+            out = out.index_add(0, getattr(self, f"term{deg}_out"), prod)
         return out
+
+    @staticmethod
+    def _to_batch_last(x, batch, n) -> torch.Tensor:
+        """(rows, n * B) -> (*batch, n, rows)."""
+        return x.reshape(x.shape[0], n, -1).permute(2, 1, 0).reshape(*batch, n, x.shape[0])
 
     # ------------------------------------------------------------------ construction helpers
     def _bonds(self, offsets, radius) -> np.ndarray:
@@ -276,6 +338,37 @@ def _orbits(group, site_perm, bonds, triangles, radius) -> list[dict]:
                         "signs": signs, "radius": float(radius[items[k]].max()),
                         "shape": [int(x) for x in items[k]]})
     return out
+
+
+def _fields(offsets, bonds, triangles):
+    """Anchor (neighbourhood index) and field index of every variable, and the field geometry.
+
+    A bond (j, k) is ``S_x . S_{x+delta}`` with ``delta = o_k - o_j`` taken in the half plane
+    ``dy > 0 or (dy == 0 and dx > 0)`` and anchor x the bond's first site in that direction.  A
+    triangle (a, b, c), counter-clockwise, is ``S_x . (S_{x+u} x S_{x+w})`` for the cyclic rotation
+    of its vertices with the lexicographically smallest ``(u, w)``; anchor x its first vertex.
+    Returns ``anchor (V,)``, ``field (V,)``, ``disp (n_disp, 2)`` and ``shapes (n_shapes, 2, 2)``.
+    """
+    off = np.asarray(offsets)
+    anchor, field, disp, shapes = [], [], {}, {}
+    for j, k in bonds:
+        d = off[k] - off[j]
+        if not (d[1] > 0 or (d[1] == 0 and d[0] > 0)):
+            d, j = -d, k
+        anchor.append(j)
+        field.append(disp.setdefault(tuple(int(x) for x in d), len(disp)))
+    for t in triangles:
+        rotations = [(t[r], t[(r + 1) % 3], t[(r + 2) % 3]) for r in range(3)]
+        keys = [tuple(int(x) for x in np.r_[off[b] - off[a], off[c] - off[a]])
+                for a, b, c in rotations]
+        r = min(range(3), key=keys.__getitem__)
+        anchor.append(rotations[r][0])
+        field.append(("shape", shapes.setdefault(keys[r], len(shapes))))
+    n_disp = len(disp)
+    field = [n_disp + f[1] if isinstance(f, tuple) else f for f in field]
+    disp_arr = np.array(list(disp), dtype=np.int64).reshape(-1, 2)
+    shape_arr = np.array(list(shapes), dtype=np.int64).reshape(-1, 2, 2)
+    return (np.array(anchor, dtype=np.int64), np.array(field, dtype=np.int64), disp_arr, shape_arr)
 
 
 def _canonical(t) -> tuple:

@@ -31,6 +31,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,7 +245,11 @@ class Trainer:
         loss = weight * world * (field_sse / (n * L * L * 3)
                                  + self.cfg["training"]["energy_weight"] * energy_sse / n)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with warnings.catch_warnings():
+            # DDP flags the (1, width) output weight, whose double-backward gradient has
+            # strides (1, 1) instead of (width, 1): the same layout for a dimension of size 1.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+            loss.backward()
         self.optimizer.step()
         return weight * field_sse.item(), weight * energy_sse.item(), int(weight) * len(mine)
 
@@ -260,7 +265,7 @@ class Trainer:
                 idx = np.array_split(idx, self.procs.world)[self.procs.rank]
             for k in range(0, len(idx), 32):
                 s, h, e = self._tensors(L, idx[k:k + 32])
-                E, hp = energy_and_fields(self.net, self.descriptors[L], s)
+                E, hp = (x.detach() for x in energy_and_fields(self.net, self.descriptors[L], s))
                 field_sse += float(self._field_sse(hp - h, s))
                 energy_sse += float((((E - e) / (L * L)) ** 2).sum())
                 n_snap += len(s)

@@ -8,11 +8,11 @@
 
 from ._version import __version__
 from .dynamics import LLG, Trajectory
-from .electrons import ElectronState, ExactSolver
+from .electrons import ElectronState, ExactSolver, KPMSolver
 from .lattice import Lattice
 from .model import SDModel
 from .models import MLForceField
 from .symmetry import PointGroup
 
 __all__ = ["__version__", "Lattice", "SDModel", "ExactSolver", "ElectronState", "PointGroup", "LLG",
-           "Trajectory", "MLForceField"]
+           "Trajectory", "MLForceField", "KPMSolver"]

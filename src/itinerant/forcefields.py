@@ -9,6 +9,7 @@ this module adds simple analytic ones (used in tests and as cheap references) an
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .lattice import Lattice
 from .spins import check_spins
@@ -31,16 +32,22 @@ class Heisenberg:
         self.lattice = lattice
         self.J1, self.J2 = float(J1), float(J2)
         self.field = _vector(field, "field")
-        self._shells = [(J, lattice.neighbors(n)) for n, J in ((1, self.J1), (2, self.J2)) if J != 0.0]
+        # Exchange matrix A_ij = J_n for an n-th neighbour pair (symmetric, sparse): h = A S + field.
+        N = lattice.N
+        A = sp.csr_matrix((N, N))
+        for n, J in ((1, self.J1), (2, self.J2)):
+            if J != 0.0:
+                nbr = lattice.neighbors(n)
+                rows = np.repeat(np.arange(N), nbr.shape[1])
+                A = A + sp.csr_matrix((np.full(nbr.size, J), (rows, nbr.ravel())), shape=(N, N))
+        self._exchange = A.tocsr()
 
     def settings(self) -> dict:
         return {"J1": self.J1, "J2": self.J2, "field": self.field.tolist()}
 
     def energy_and_fields(self, spins):
         s = check_spins(spins, self.lattice.N)
-        exchange = np.zeros_like(s)
-        for J, nbr in self._shells:
-            exchange += J * s[nbr].sum(axis=1)
+        exchange = self._exchange @ s
         # Every bond appears twice in sum_i S_i . exchange_i.
         energy = -0.5 * np.einsum("ia,ia->", s, exchange) - self.field @ s.sum(axis=0)
         return float(energy), exchange + self.field

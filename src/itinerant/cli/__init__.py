@@ -4,6 +4,7 @@ from .app import app
 from . import solve  # noqa: F401  (registers the command)
 from . import generate  # noqa: F401
 from . import train  # noqa: F401
+from . import simulate  # noqa: F401
 
 
 def main() -> None:

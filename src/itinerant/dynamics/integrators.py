@@ -39,16 +39,36 @@ FieldFn = Callable[[np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------- building blocks
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays (``np.cross`` without its axis handling overhead)."""
+    out = np.empty_like(a)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)[:, None]
+
+
+def _sinc(x: np.ndarray) -> np.ndarray:
+    """sin(x)/x, 1 at x = 0."""
+    out = np.ones_like(x)
+    np.divide(np.sin(x), x, out=out, where=x != 0)
+    return out
+
+
 def precession_vector(spins: np.ndarray, H: np.ndarray, alpha: float) -> np.ndarray:
     """Omega = H + alpha S x H, so that the LLG right-hand side is Omega x S.  Shapes (N, 3)."""
     if alpha == 0.0:
         return H
-    return H + alpha * np.cross(spins, H)
+    return H + alpha * cross(spins, H)
 
 
 def llg_rhs(spins: np.ndarray, H: np.ndarray, alpha: float) -> np.ndarray:
     """dS/dt = -S x H - alpha S x (S x H) for effective fields ``H`` (N, 3)."""
-    return np.cross(precession_vector(spins, H, alpha), spins)
+    return cross(precession_vector(spins, H, alpha), spins)
 
 
 def cayley(spins: np.ndarray, omega: np.ndarray, dt: float) -> np.ndarray:
@@ -58,18 +78,16 @@ def cayley(spins: np.ndarray, omega: np.ndarray, dt: float) -> np.ndarray:
     ``S' = [(1 - a^2) S + 2 a x S + 2 (a.S) a] / (1 + a^2)``, a rotation: ``|S'| = |S|`` exactly.
     """
     a = 0.5 * dt * omega
-    a2 = np.einsum("ij,ij->i", a, a)[:, None]
-    aS = np.einsum("ij,ij->i", a, spins)[:, None]
-    return ((1.0 - a2) * spins + 2.0 * np.cross(a, spins) + 2.0 * aS * a) / (1.0 + a2)
+    a2 = _dot(a, a)
+    return ((1.0 - a2) * spins + 2.0 * cross(a, spins) + 2.0 * _dot(a, spins) * a) / (1.0 + a2)
 
 
 def rotate(spins: np.ndarray, omega: np.ndarray, dt: float) -> np.ndarray:
     """Rotate each spin about ``omega`` by the angle ``|omega| dt`` (Rodrigues), ``exp(dt [omega x]) S``."""
-    theta = dt * np.linalg.norm(omega, axis=1)[:, None]
-    c1 = dt * np.sinc(theta / np.pi)  # dt sin(theta)/theta
-    c2 = 0.5 * dt * dt * np.sinc(theta / (2 * np.pi)) ** 2  # dt^2 (1 - cos theta)/theta^2
-    wS = np.einsum("ij,ij->i", omega, spins)[:, None]
-    return np.cos(theta) * spins + c1 * np.cross(omega, spins) + c2 * wS * omega
+    theta = dt * np.sqrt(_dot(omega, omega))
+    c1 = dt * _sinc(theta)  # dt sin(theta)/theta
+    c2 = 0.5 * dt * dt * _sinc(0.5 * theta) ** 2  # dt^2 (1 - cos theta)/theta^2, no cancellation
+    return np.cos(theta) * spins + c1 * cross(omega, spins) + c2 * _dot(omega, spins) * omega
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -143,7 +143,7 @@ def load_train_config(config, base_dir: str | Path | None = None) -> dict:
 
 def _resolve(base: Path, p: str) -> Path:
     q = Path(p).expanduser()
-    return q if q.is_absolute() else base / q
+    return (q if q.is_absolute() else base / q).resolve()
 
 
 def config_fingerprint(cfg: dict, data_hashes: list[str]) -> str:

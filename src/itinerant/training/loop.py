@@ -335,7 +335,8 @@ class Trainer:
         self.procs.barrier()
         tr = self.cfg["training"]
         show = self.procs.main and self.cfg["output"]["progress"]
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+                      MofNCompleteColumn(),
                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=self.console, disable=not show, transient=False) as bar:
             epochs = bar.add_task("epochs", total=tr["epochs"], completed=self.state["epoch"],

@@ -202,8 +202,31 @@ def test_solver_call_count_matches_the_work_done(tmp_path, monkeypatch):
     monkeypatch.setattr(it.ExactSolver, "solve", counting)
     for task in run.tasks:
         run_task(task, run.cfg, threads=1)
-    # 5 + 4 + 3 snapshots; 2 SIB quenches of 20 steps with 5 frames: 1 + 2 * 20 + 5 each
-    assert sum(calls) == solver_calls(run) == 12 + 2 * 46
+    # 5 + 4 + 3 snapshots; quenches of 20 steps with 5 frames, integrator "auto":
+    # RK4 at kT_spin = 0 (1 + 4 * 20 + 5 solves), Heun at kT_spin = 0.1 (1 + 2 * 20 + 5)
+    assert sum(calls) == solver_calls(run) == 12 + 86 + 46
+
+
+def test_kpm_solver_labels_the_snapshots(tmp_path):
+    pytest.importorskip("itinerant.electrons.kpm")
+    text = SMALL.split("[[protocol]]")[0].replace("filling = 0.5", "filling = 0.5\nkT = 0.5") + """
+[solver]
+kind = "kpm"
+settings = {moments = 256, kernel = "none", estimator = "exact"}
+[[protocol]]
+kind = "random"
+count = 2
+"""
+    out = tmp_path / "kpm.h5"
+    generate(write_run(tmp_path, text), out, workers=0, progress=False)
+    with h5py.File(out, "r") as h5:
+        assert h5.attrs["solver"] == "kpm" and h5.attrs["moments"] == 256
+        exact = it.ExactSolver(read_model(h5)).solve(h5["spins"][...])
+        np.testing.assert_allclose(h5["fields"][...], exact.fields, atol=1e-6)
+        np.testing.assert_allclose(h5["density"][...], exact.density, atol=1e-6)
+    bad = write_run(tmp_path, text.replace("moments = 256", "momnts = 256"), "bad.toml")
+    with pytest.raises(ConfigError, match=r"\[solver\] settings: unknown kpm-solver setting"):
+        load_run(bad)
 
 
 # ---------------------------------------------------------------------- validation
@@ -385,7 +408,7 @@ def test_cli_reports_and_resumes(tmp_path):
                               "--overwrite"])
     assert res.exit_code == 0
     with h5py.File(out, "r") as h5:
-        assert h5.attrs["seed"] == 12 and h5.attrs["complete"]
+        assert h5.attrs["run_seed"] == 12 and h5.attrs["complete"]
 
 
 def test_local_cluster_of_the_requested_size():

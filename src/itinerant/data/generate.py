@@ -31,6 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..config import ConfigError
 from ..io import RowWriter, model_attrs, write_attrs
 from ..spins import random_spins
 from .cluster import check_options, connect
@@ -60,7 +61,10 @@ def _solver(key: str):
 
 def solver_for(cfg: dict):
     """The solver that labels a run's snapshots (and drives its quenches)."""
-    return _solver(json.dumps({"model": cfg["model"], "solver": cfg["solver"]}, sort_keys=True))
+    try:
+        return _solver(json.dumps({"model": cfg["model"], "solver": cfg["solver"]}, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[solver]: {exc}") from None
 
 
 def run_task(task: Task, cfg: dict, threads: int | None = None) -> dict:
@@ -287,7 +291,7 @@ class Summary:
 def file_attrs(run: Run, solver) -> dict:
     """Root attributes of a run's data file."""
     return model_attrs(run.model, **solver.settings(), generator="itinerant generate",
-                       run_file=run.text, run_hash=run.hash, seed=run.cfg["seed"],
+                       run_file=run.text, run_hash=run.hash, run_seed=run.cfg["seed"],
                        n_tasks=len(run.tasks), protocols=json.dumps(run.cfg["protocol"]))
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..config import (MODEL_SCHEMA, ConfigError, ListOf, Option, model_from_config, non_negative,
                       positive, validate)
-from ..dynamics import DEFAULT_INTEGRATOR, STEPPERS
+from ..dynamics import DEFAULT_INTEGRATOR, STEPPERS, resolve_integrator
 from ..lattice import Lattice
 from ..spins import STATES, check_spins, random_rotation, random_spins
 
@@ -76,7 +76,8 @@ PROTOCOLS = {
         "dt": Option(float, check=positive, help="time step (units of 1/t1)"),
         "kT_spin": Option((float, list), default=[0.0], item=float, check=_all_non_negative,
                           help="spin temperature(s); 0 = deterministic"),
-        "integrator": Option(str, default=DEFAULT_INTEGRATOR, choices=tuple(STEPPERS)),
+        "integrator": Option(str, default=DEFAULT_INTEGRATOR, choices=("auto", *STEPPERS),
+                             help="auto: rk4 at kT_spin = 0, heun at kT_spin > 0"),
     },
     "file": {
         "path": Option(str, help=".npy file or HDF5 file, relative to the run file"),
@@ -317,12 +318,17 @@ def parse_run(data: dict, text: str = "", base_dir: str | Path = ".", path: Path
     return Run(cfg, text, model, build_tasks(cfg, file_spins), digest, path)
 
 
+SOLVER_SETTINGS = {"exact": ("max_batch",),
+                   "kpm": ("moments", "vectors", "kernel", "estimator", "distance", "seed", "batch")}
+"""Keys ``[solver] settings`` may hold (keyword arguments of ExactSolver / KPMSolver)."""
+
+
 def _check_solver(solver: dict) -> None:
-    if solver["kind"] == "exact" and solver["settings"]:
-        unknown = sorted(set(solver["settings"]) - {"max_batch"})
-        if unknown:
-            raise ConfigError(f"[solver] settings: unknown exact-solver setting(s) {unknown}; "
-                              "known: ['max_batch']")
+    known = SOLVER_SETTINGS[solver["kind"]]
+    unknown = sorted(set(solver["settings"]) - set(known))
+    if unknown:
+        raise ConfigError(f"[solver] settings: unknown {solver['kind']}-solver setting(s) {unknown}; "
+                          f"known: {list(known)}")
 
 
 def _check_cluster(cluster: dict) -> None:
@@ -361,6 +367,7 @@ def solver_calls(run: Run) -> int:
     for task in run.tasks:
         if task.kind == "quench":
             proto = run.cfg["protocol"][task.protocol]
-            calls += 1 + proto["steps"] * STEPPERS[proto["integrator"]].evaluations
+            name = resolve_integrator(proto["integrator"], task.params["kT_spin"])
+            calls += 1 + proto["steps"] * STEPPERS[name].evaluations
         calls += snapshots_of(task, run.cfg)
     return calls

@@ -298,6 +298,24 @@ def test_load_refuses_damaged_newer_or_tampered_files(tmp_path):
         MLForceField.load("no-such-model")
 
 
+def test_load_refuses_a_model_whose_descriptor_changed(tmp_path):
+    """A consistent file whose recorded descriptor output differs from what this version's
+    descriptor computes (as after a change of the descriptor's definition) is refused."""
+    ff = _untrained(it.Lattice.triangular(8))
+    state, meta = model_files.read_model(ff.save(tmp_path / "m"))
+    probe = meta["descriptor_probe"]
+    assert len(probe["features"]) == ff.net.n_features
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights")}
+    meta["descriptor_probe"] = {**probe, "features": probe["features"][:-1]}
+    model_files.write_model(tmp_path / "fewer", state, meta)
+    meta["descriptor_probe"] = {**probe, "features": [probe["features"][1], probe["features"][0],
+                                                      *probe["features"][2:]]}
+    model_files.write_model(tmp_path / "reordered", state, meta)
+    for name in ("fewer", "reordered"):
+        with pytest.raises(ModelFileError, match="descriptor computes other features"):
+            MLForceField.load(tmp_path / name)
+
+
 def test_shipped_models_by_name(tmp_path, monkeypatch, rng):
     assert isinstance(MLForceField.available(), list)
     for name in MLForceField.available():  # every shipped model loads and evaluates

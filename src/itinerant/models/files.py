@@ -27,7 +27,8 @@ FORMAT = "itinerant-mlff"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 METADATA = "metadata.json"
-IDENTITY_KEYS = ("format", "format_version", "lattice", "model", "descriptor", "network")
+IDENTITY_KEYS = ("format", "format_version", "lattice", "model", "descriptor", "network",
+                 "descriptor_probe")
 """Metadata entries that define what the weights mean; bound to the weights file by a hash."""
 
 
@@ -137,7 +138,7 @@ def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{weights_path}: cannot read weights ({exc})") from None
     if header.get("identity_sha256") != identity_hash(meta):
-        changed = ", ".join(IDENTITY_KEYS[2:])
+        changed = ", ".join(IDENTITY_KEYS[2:6])
         raise ModelFileError(f"{meta_path}: the model identity ({changed}) differs from the one the "
                              f"weights were saved with: the metadata was edited")
     return state, meta

@@ -12,6 +12,7 @@ cutoff; the descriptor for each size is built once and cached.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class MLForceField:
         """
         path = _resolve(name_or_path)
         state, meta = files.read_model(path)
+        _check_probe(meta, path)
         try:
             net = SiteEnergyNet.from_config(meta["network"])
             net.to(state["energy_scale"].dtype)  # keep the stored precision
@@ -259,9 +261,55 @@ def build_metadata(model: SDModel, descriptor_config: dict, network_config: dict
                    **extra) -> dict:
     """Metadata identity entries for a force field of ``model`` (the training size is recorded)."""
     params = model_parameters(model)
-    return {"lattice": params.pop("lattice"), "model": {**params, "L": model.lattice.L},
+    kind = params.pop("lattice")
+    return {"lattice": kind, "model": {**params, "L": model.lattice.L},
             "descriptor": dict(descriptor_config), "network": dict(network_config),
+            "descriptor_probe": descriptor_probe(kind, descriptor_config),
             "package_version": __version__, **extra}
+
+
+def descriptor_probe(lattice_name: str, descriptor_config: dict) -> dict:
+    """The descriptor of site 0 of a fixed random configuration on the smallest lattice that fits.
+
+    Stored in model files and recomputed on load: a descriptor whose definition changed since the
+    model was trained (other features, other order) is caught instead of feeding the network
+    wrong inputs.
+    """
+    from ..descriptors import Descriptor
+    from ..spins import random_spins
+
+    key = json.dumps([lattice_name, descriptor_config], sort_keys=True)
+    if key in _PROBES:
+        return copy.deepcopy(_PROBES[key])
+    for L in range(3, 64):
+        try:
+            d = Descriptor.from_config(Lattice.from_name(lattice_name, L), descriptor_config)
+            break
+        except ValueError as exc:
+            if "too small" not in str(exc):
+                raise
+    spins = torch.as_tensor(random_spins(L * L, np.random.default_rng(0)))
+    with torch.no_grad():
+        f = d(spins)[0]
+    _PROBES[key] = {"L": L, "seed": 0, "site": 0, "features": f.tolist()}
+    return copy.deepcopy(_PROBES[key])
+
+
+_PROBES: dict[str, dict] = {}
+
+
+def _check_probe(meta: dict, path) -> None:
+    stored = meta.get("descriptor_probe")
+    if stored is None:
+        raise ModelFileError(f"{path}: the metadata lacks descriptor_probe")
+    now = descriptor_probe(meta["lattice"], meta["descriptor"])
+    a, b = np.asarray(stored["features"]), np.asarray(now["features"])
+    if a.shape != b.shape or np.abs(a - b).max() > 1e-9 * (1 + np.abs(a).max()):
+        raise ModelFileError(
+            f"{path}: this itinerant's descriptor computes other features for the model's "
+            f"descriptor settings {meta['descriptor']} than the one the model was trained with "
+            f"({len(b)} features now, {len(a)} then, or different values); retrain the model "
+            f"with this version (its run file is in the model directory)")
 
 
 def _check_parameters(meta: dict, model, what: str) -> None:

@@ -78,7 +78,10 @@ def initial_state(spec, lattice: Lattice, rng=None) -> np.ndarray:
 def _read_frame(path: Path, frame: int, n_sites: int) -> np.ndarray:
     from ..cli.solve import read_spins
 
-    s = np.asarray(read_spins(path), dtype=np.float64)
+    try:
+        s = np.asarray(read_spins(path), dtype=np.float64)
+    except OSError as exc:  # missing or unreadable file
+        raise ValueError(str(exc) if isinstance(exc, FileNotFoundError) else f"{path}: {exc}") from None
     if s.ndim == 3:
         if not -len(s) <= frame < len(s):
             raise ValueError(f"{path} holds {len(s)} snapshots; frame {frame} does not exist")

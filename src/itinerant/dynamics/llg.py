@@ -288,7 +288,6 @@ class LLG:
                 ckpt_file.unlink()  # a stale checkpoint of a file that is being replaced
 
         self._step_index = start
-        E, h = self.energy_and_fields(spins)
         shapes = {"time": (), "spins": spins.shape, "energy": ()}
         shapes.update({k: np.shape(f(spins)) for k, f in observables.items()})
         frames = {k: [] for k in shapes}
@@ -306,6 +305,7 @@ class LLG:
             Checkpoint(step, s, self.rng.bit_generator.state, run_settings).save(ckpt_file)
 
         try:
+            E, h = self.energy_and_fields(spins)
             if out is not None:
                 h5 = h5py.File(out, "r+" if start > 0 else "w")
                 if start == 0:

@@ -48,7 +48,7 @@ def initial_state(spec, lattice: Lattice, rng=None) -> np.ndarray:
         raise ValueError(f"unknown initial-state option(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
     state, file = spec.get("state"), spec.get("file")
     if (state is None) == (file is None):
-        raise ValueError("give exactly one of an initial 'state' and a spin 'file'")
+        raise ValueError("give an initial 'state' or a spin 'file' (exactly one, not both)")
     if rng is None:
         rng = spec.get("seed")
     rng = np.random.default_rng(rng)

@@ -164,6 +164,20 @@ def test_any_lattice_size(rng):
     assert ff.on(big).model.lattice == big
 
 
+def test_chunked_evaluation_is_the_same(rng, tmp_path):
+    """Large lattices are evaluated in chunks of centre sites: same energies and fields."""
+    ff = _untrained(it.Lattice.triangular(8))
+    ff.save(tmp_path / "m")
+    chunked = MLForceField.load(tmp_path / "m", max_sites=7)
+    S = np.stack([random_spins(100, rng) for _ in range(2)])  # 10 x 10
+    E, h = ff.energy_and_fields(S)
+    E2, h2 = chunked.energy_and_fields(S)
+    np.testing.assert_allclose(E2, E, rtol=1e-13)
+    np.testing.assert_allclose(h2, h, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(chunked.site_energies(S), ff.site_energies(S), rtol=1e-13)
+    assert chunked.site_energies(S[0]).shape == (100,)
+
+
 def test_bad_sizes_lattices_and_spins(rng):
     ff = _untrained(it.Lattice.square(8))
     with pytest.raises(ValueError, match="too small"):

@@ -59,18 +59,26 @@ class MLForceField:
         Torch device (``"cpu"``, ``"cuda"``).
     max_batch:
         Snapshots evaluated together when a stack is passed (memory control).
+    max_sites:
+        Largest number of site energies evaluated in one pass; larger lattices are evaluated in
+        chunks of centre sites with the gradients accumulated (bounded memory, same result).
     """
 
     name = "ml"
 
     def __init__(self, net: SiteEnergyNet, metadata: dict, lattice: Lattice | None = None,
-                 dtype="float64", device="cpu", max_batch: int = 64) -> None:
+                 dtype="float64", device="cpu", max_batch: int = 64,
+                 max_sites: int = 16384) -> None:
         self.metadata = copy.deepcopy(metadata)
         self.parameters = model_parameters({**metadata["model"], "lattice": metadata["lattice"]})
         self.lattice_name = self.parameters["lattice"]
         self.dtype = _dtype(dtype)
         self.device = torch.device(device)
         self.max_batch = int(max_batch)
+        self.max_sites = int(max_sites)
+        if self.max_batch < 1 or self.max_sites < 1:
+            raise ValueError(f"max_batch and max_sites must be >= 1, got {max_batch}, {max_sites}")
+        self.path = None
         self._weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         self.net = copy.deepcopy(net).to(device=self.device, dtype=self.dtype).eval()
         for p in self.net.parameters():
@@ -104,7 +112,7 @@ class MLForceField:
         ``expect_model``: refuse (``ValueError``) unless the file is for this model's lattice kind,
         t, J, filling | mu and kT; the force field is then bound to ``expect_model.lattice``.
         ``lattice``: bind to this lattice (its kind must match).  Other keyword arguments go to the
-        constructor (``dtype``, ``device``, ``max_batch``).
+        constructor (``dtype``, ``device``, ``max_batch``, ``max_sites``).
         """
         path = _resolve(name_or_path)
         state, meta = files.read_model(path)
@@ -119,8 +127,7 @@ class MLForceField:
         if expect_model is not None:
             _check_parameters(meta, expect_model, f"model {path}")
             lattice = lattice or expect_model.lattice
-        ff = cls(net, meta, lattice=None if lattice is None else _kind_checked(meta, lattice, path),
-                 **kwargs)
+        ff = cls(net, meta, lattice=lattice, **kwargs)
         ff.path = path
         return ff
 
@@ -171,7 +178,7 @@ class MLForceField:
 
     def settings(self) -> dict:
         """Solver name and model identity, stored with data produced by this force field."""
-        return {"solver": self.name, "ml_model": str(getattr(self, "path", "")),
+        return {"solver": self.name, "ml_model": str(self.path or ""),
                 "ml_weights_sha256": self.metadata.get("weights", {}).get("sha256", "")}
 
     def _check_lattice(self, lattice: Lattice) -> Lattice:
@@ -218,9 +225,8 @@ class MLForceField:
         s, lat, single = self._prepare(spins, normalize)
         desc = self.descriptor(lat)
         E, h = [], []
-        for k in range(0, len(s), self.max_batch):
-            x = torch.as_tensor(s[k:k + self.max_batch], dtype=self.dtype, device=self.device)
-            e, f = energy_and_fields(self.net, desc, x)
+        for x in self._batches(s, lat):
+            e, f = energy_and_fields(self.net, desc, x, chunk=self.max_sites)
             E.append(e.detach().cpu().double().numpy())
             h.append(f.detach().cpu().double().numpy())
         E, h = np.concatenate(E), np.concatenate(h)
@@ -237,11 +243,23 @@ class MLForceField:
         desc = self.descriptor(lat)
         out = []
         with torch.no_grad():
-            for k in range(0, len(s), self.max_batch):
-                x = torch.as_tensor(s[k:k + self.max_batch], dtype=self.dtype, device=self.device)
-                out.append(site_energies(self.net, desc, x).cpu().double().numpy())
+            for x in self._batches(s, lat):
+                if lat.N <= self.max_sites:
+                    parts = [site_energies(self.net, desc, x)]
+                else:
+                    parts = [site_energies(self.net, desc, x,
+                                           torch.arange(k, min(k + self.max_sites, lat.N),
+                                                        device=self.device))
+                             for k in range(0, lat.N, self.max_sites)]
+                out.append(torch.cat(parts, -1).cpu().double().numpy())
         eps = np.concatenate(out)
         return eps[0] if single else eps
+
+    def _batches(self, s: np.ndarray, lat: Lattice):
+        """Snapshots as tensors, as many at a time as ``max_batch`` and ``max_sites`` allow."""
+        per = max(1, min(self.max_batch, self.max_sites // lat.N))
+        for k in range(0, len(s), per):
+            yield torch.as_tensor(s[k:k + per], dtype=self.dtype, device=self.device)
 
     def _prepare(self, spins, normalize: bool):
         arr = np.asarray(spins)
@@ -323,13 +341,6 @@ def _check_parameters(meta: dict, model, what: str) -> None:
 def _describe(p: dict) -> str:
     dens = f"filling={p['filling']}" if "filling" in p else f"mu={p['mu']}"
     return f"{p['lattice']} t={p['t']} J={p['J']} {dens} kT={p['kT']}"
-
-
-def _kind_checked(meta: dict, lattice: Lattice, path) -> Lattice:
-    if lattice.name != meta["lattice"]:
-        raise ValueError(f"model {path} was trained on the {meta['lattice']} lattice and cannot be "
-                         f"used on the {lattice.name} lattice")
-    return lattice
 
 
 def _resolve(name_or_path) -> Path:

@@ -96,19 +96,36 @@ class SiteEnergyNet(nn.Module):
         return self.energy_shift + self.energy_scale * self.mlp(x).squeeze(-1)
 
 
-def site_energies(net, descriptor, spins: torch.Tensor) -> torch.Tensor:
-    """eps_i for spins (..., N, 3): shape (..., N).  ``net`` may be a DDP wrapper of the network."""
-    return net(descriptor(spins), spins)
+def site_energies(net, descriptor, spins: torch.Tensor, sites=None) -> torch.Tensor:
+    """eps_i for spins (..., N, 3): shape (..., N), or (..., len(sites)) for the centres ``sites``.
+
+    ``net`` may be a DDP wrapper of the network.
+    """
+    if sites is None:
+        return net(descriptor(spins), spins)
+    return net(descriptor(spins, sites), spins[..., sites, :])
 
 
-def energy_and_fields(net, descriptor, spins: torch.Tensor, create_graph: bool = False):
+def energy_and_fields(net, descriptor, spins: torch.Tensor, create_graph: bool = False,
+                      chunk: int | None = None):
     """Total energy (...,) and fields h = -dE/dS (..., N, 3) by automatic differentiation.
 
     ``create_graph=True`` keeps the graph of the fields, so a loss on them can be back-propagated to
-    the network parameters (training).  ``spins`` is not modified.
+    the network parameters (training).  ``chunk``: evaluate the site energies of at most this many
+    centres at a time and accumulate their gradients (bounded memory on large lattices; the
+    result is the same).  ``spins`` is not modified.
     """
     s = spins.detach().requires_grad_(True)
+    N = s.shape[-2]
     with torch.enable_grad():
-        energy = site_energies(net, descriptor, s).sum(-1)
-        (grad,) = torch.autograd.grad(energy.sum(), s, create_graph=create_graph)
-    return energy, -grad
+        if chunk is None or N <= chunk:
+            energy = site_energies(net, descriptor, s).sum(-1)
+            (grad,) = torch.autograd.grad(energy.sum(), s, create_graph=create_graph)
+            return energy, -grad
+        energy, grad = 0.0, torch.zeros_like(s)
+        for start in range(0, N, chunk):
+            sites = torch.arange(start, min(start + chunk, N), device=s.device)
+            e = site_energies(net, descriptor, s, sites).sum(-1)
+            (g,) = torch.autograd.grad(e.sum(), s, create_graph=create_graph)
+            energy, grad = energy + (e if create_graph else e.detach()), grad + g
+        return energy, -grad

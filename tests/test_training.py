@@ -227,6 +227,18 @@ def test_early_stopping_and_schedules(data, tmp_path):
     np.testing.assert_allclose(lrs, expect, rtol=1e-12)
 
 
+def test_float32_training(data, tmp_path, rng):
+    ff, metrics = train(config([data["small"]], tmp_path / "f32", epochs=2, dtype="float32"))
+    state = weights(tmp_path / "f32")
+    assert all(v.dtype == torch.float32 for v in state.values())
+    loaded = MLForceField.load(tmp_path / "f32")  # evaluated in float64 by default
+    s = random_spins(36, rng)
+    E, h = loaded.energy_and_fields(s)
+    E32, h32 = MLForceField.load(tmp_path / "f32", dtype="float32").energy_and_fields(s)
+    assert E32 == pytest.approx(E, rel=1e-5) and np.abs(h32 - h).max() < 1e-4 * np.abs(h).max()
+    assert np.isfinite(metrics["test"]["fields"]["full"]["rmse"])
+
+
 def test_perpendicular_loss_ignores_the_parallel_field(data, tmp_path):
     """With parallel_weight = 0, adding any field component along S to the data changes nothing."""
     src = load_training_data([data["small"]], 0.2, 0.2, 1)

@@ -164,10 +164,11 @@ class Trainer:
             raise ConfigError(f"[descriptor]: feature counts differ between lattice sizes "
                               f"{sorted(n_features)}")
         self.descriptor_config = next(iter(self.descriptors.values())).config()
-        torch.manual_seed(tr["seed"])
         nw = cfg["network"]
-        self.net = SiteEnergyNet(n_features.pop(), nw["hidden"], nw["activation"],
-                                 nw["length_channel"]).to(device=self.device, dtype=self.dtype)
+        with torch.random.fork_rng(devices=[]):  # initial weights from the seed alone
+            torch.manual_seed(tr["seed"])
+            self.net = SiteEnergyNet(n_features.pop(), nw["hidden"], nw["activation"],
+                                     nw["length_channel"]).to(device=self.device, dtype=self.dtype)
         self._set_normalisation()
         self.model = self.net
         if procs.distributed:

@@ -16,7 +16,8 @@ def train(
                                                      "[network], [training], [output].")),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue from the output directory's checkpoint."),
-    out: Path = typer.Option(None, "--out", "-o", help=escape("Output directory (overrides [output] directory).")),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help=escape("Output directory (overrides [output] directory).")),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads per process."),
 ) -> None:

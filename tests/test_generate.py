@@ -65,15 +65,15 @@ J = 2.0
 filling = 0.25
 [[protocol]]
 kind = "random"
-count = 60
-batch = 6
+count = 40
+batch = 4
 [[protocol]]
 kind = "ordered"
 state = "tetrahedral"
-count = 12
+count = 8
 noise = [0.05]
 domains = 2
-batch = 6
+batch = 4
 """
 
 

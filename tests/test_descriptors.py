@@ -165,6 +165,35 @@ def test_separates_configurations_that_are_not_symmetry_related(kind, rng):
     assert np.abs(_apply(d, c)[0] - xa[0]).max() > 1e-2 * np.abs(xa).max()
 
 
+def _tangent_rank(d, lat, spins, fn):
+    """Rank of d fn(site 0) / d(neighbourhood spins along their tangent planes)."""
+    nb = lat.gather_indices(d.offsets)[0]
+    T = np.zeros((2 * len(nb), lat.N, 3))
+    for k, site in enumerate(nb):
+        a = np.cross(spins[site], [1.0, 0.0, 0.0]) if abs(spins[site, 0]) < 0.9 else \
+            np.cross(spins[site], [0.0, 1.0, 0.0])
+        a /= np.linalg.norm(a)
+        T[2 * k, site], T[2 * k + 1, site] = a, np.cross(spins[site], a)
+    J = torch.autograd.functional.jacobian(fn, torch.as_tensor(spins)).numpy()
+    sv = np.linalg.svd(np.einsum("fnc,tnc->ft", J, T), compute_uv=False)
+    return int((sv > 1e-9 * sv[0]).sum()), len(nb)
+
+
+@pytest.mark.parametrize("kind", ["square", "triangular"])
+def test_descriptor_is_locally_complete(kind, rng):
+    """The K unit spins of a neighbourhood have 2K degrees of freedom, 3 of which are the global
+    rotation.  The descriptor's Jacobian has rank 2K - 3: near a generic configuration it tells
+    apart every change that is not a global rotation.  Centre bonds alone would not (rank K - 1)."""
+    lat = it.Lattice.from_name(kind, 9)
+    spins = random_spins(lat.N, rng)
+    d = Descriptor(lat, 3.0)
+    rank, K = _tangent_rank(d, lat, spins, lambda s: d(s, sites=[0])[0])
+    assert rank == 2 * K - 3
+    star = Descriptor(lat, 3.0, bond_shells=(), chirality=False)
+    rank, K = _tangent_rank(star, lat, spins, lambda s: star(s, sites=[0])[0])
+    assert rank == K - 1
+
+
 @pytest.mark.parametrize("kind", ["square", "triangular"])
 def test_relative_orientation_between_copies_is_kept(kind, rng):
     """Rotating the shells beyond r0 about the centre keeps every copy's power spectrum; only the

@@ -54,9 +54,9 @@ from .hamiltonian import hopping_matrix, onsite_blocks, spin_expectation
 ESTIMATORS = ("probing", "random", "exact")
 SPECTRAL_MARGIN = 0.01
 """Relative safety margin on the rigorous spectral bound."""
-JACKSON_MOMENTS_PER_A_OVER_KT = 3.0
-"""Jackson kernel: M >= this * a / kT (resolution pi a / M ~ kT) keeps the kernel's error in the
-fields below ~0.5% and in the energy below ~5e-4 (measured, docs/kpm.md)."""
+JACKSON_MOMENTS_PER_A_OVER_KT = 4.0
+"""Jackson kernel: M >= this * a / kT (resolution pi a / M ~ 0.8 kT) keeps the kernel's error in the
+fields below ~0.3% and in the energy below ~3e-4 (measured, docs/kpm.md)."""
 PLAIN_MOMENTS_PER_A_OVER_KT = 1.5
 """No kernel: the series error ~ exp(-pi kT M / a); M >= this * a / kT keeps the fields within ~1e-3."""
 
@@ -93,23 +93,40 @@ def spectral_half_width(model: SDModel) -> float:
 def probing_colours(lattice: Lattice, distance: float) -> np.ndarray:
     """Colour of every site, shape (N,), such that sites of one colour are farther apart than ``distance``.
 
-    A periodic p x p tiling (p the smallest divisor of L above ``distance``; same-colour sites are
-    p * (lattice vector) apart, at least p) when p <= 2 (distance + 1); otherwise a greedy colouring.
+    The colours are the cosets of a superlattice Lambda (sites of one colour differ by a vector of
+    Lambda), chosen among all superlattices compatible with the torus (L Z^2 in Lambda) as the one
+    with the fewest colours whose shortest vector is longer than ``distance``.  In Hermite normal
+    form Lambda = {n (A, 0) + m (B, D)} (lattice coordinates) with A | L, D | L and
+    (L / D) B = 0 mod A; the colour of (x, y) is ((x - B floor(y / D)) mod A) + A (y mod D).
+    When no superlattice is long enough (distance >= L) every site gets its own colour.
     """
     L = lattice.L
-    p = next(q for q in range(int(math.floor(distance)) + 1, L + 1) if L % q == 0)
-    if p <= 2 * (distance + 1):
-        x, y = lattice.coords.T
-        return (x % p) + p * (y % p)
-    ball = lattice.offsets_within(distance)[1:]
-    near = lattice.gather_indices(ball)
-    colour = np.full(lattice.N, -1)
-    for i in range(lattice.N):
-        used = colour[near[i]]
-        free = np.ones(len(ball) + 2, bool)
-        free[used[used >= 0]] = False
-        colour[i] = int(np.argmax(free))
-    return colour
+    metric = lattice.basis.T @ lattice.basis
+    divisors = [q for q in range(1, L + 1) if L % q == 0]
+    best = (L * L, -1.0, (L, 0, L))
+    for A in divisors:
+        for D in divisors:
+            if A * D > best[0]:
+                continue
+            for B in range(0, A, A // math.gcd(A, L // D)):
+                short = _shortest_vector(np.array([A, 0]), np.array([B, D]), metric)
+                if short > distance + 1e-9 and (A * D, -short) < (best[0], -best[1]):
+                    best = (A * D, short, (A, B, D))
+    A, B, D = best[2]
+    x, y = lattice.coords.T
+    return np.mod(x - B * (y // D), A) + A * np.mod(y, D)
+
+
+def _shortest_vector(u: np.ndarray, v: np.ndarray, metric: np.ndarray) -> float:
+    """Length of the shortest nonzero vector of the 2D lattice spanned by u, v (Lagrange-Gauss)."""
+    norm = lambda w: float(w @ metric @ w)  # noqa: E731
+    while True:
+        if norm(u) > norm(v):
+            u, v = v, u
+        k = int(round(float(u @ metric @ v) / norm(u)))
+        if k == 0:
+            return math.sqrt(norm(u))
+        v = v - k * u
 
 
 class KPMSolver:
@@ -131,13 +148,15 @@ class KPMSolver:
         ``"probing"`` (default), ``"random"`` or ``"exact"``.
     distance:
         Probing distance: sites sharing a probing colour are farther apart than this (lattice
-        constants).  The number of vectors is 2 x vectors x (number of colours), about
-        2 x vectors x (distance + 1)^2.
+        constants; default 8: 128 colours on the triangular and 64 on the square lattice when L is
+        a multiple of 16).  The number of vectors is 2 x vectors x (number of colours); the colours
+        number between about distance^2 and 2 distance^2, fewer when L has many divisors.
     seed:
         Seed of the random signs; the vectors are fixed for the solver's lifetime, so the energy is a
         smooth function of the spins and the fields are its exact gradient.
     device, dtype:
-        Torch device and complex dtype (``torch.complex128`` default; ``complex64`` for speed on GPUs).
+        Torch device and complex dtype (``torch.complex128`` default; ``complex64`` for speed on GPUs;
+        names as strings are accepted).
     batch:
         Largest number of vectors propagated together (memory ~ 6 x 2N x batch complex numbers,
         plus 2 x 2N x R for the stored end vectors).
@@ -146,9 +165,9 @@ class KPMSolver:
     name = "kpm"
 
     def __init__(self, model: SDModel, moments: int | None = None, vectors: int | None = None,
-                 kernel: str = "jackson", estimator: str = "probing", distance: float = 5.0,
+                 kernel: str = "jackson", estimator: str = "probing", distance: float = 8.0,
                  seed: int = 0, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.complex128, batch: int = 128):
+                 dtype: torch.dtype | str = torch.complex128, batch: int = 128):
         if not isinstance(model, SDModel):
             raise TypeError(f"model must be an itinerant.SDModel, got {type(model).__name__}")
         if kernel not in KERNELS:
@@ -158,8 +177,10 @@ class KPMSolver:
         if kernel == "none" and model.kT == 0:
             raise ValueError("kernel='none' needs kT > 0 (the step function's series does not "
                              "converge); use kernel='jackson'")
+        dtype = {"complex128": torch.complex128, "complex64": torch.complex64}.get(dtype, dtype)
         if dtype not in (torch.complex128, torch.complex64):
-            raise ValueError(f"dtype must be torch.complex128 or torch.complex64, got {dtype}")
+            raise ValueError(f"dtype must be torch.complex128 or torch.complex64 (or their names), "
+                             f"got {dtype!r}")
         if vectors is None:
             vectors = 32 if estimator == "random" else 1
         for what, v, lo in (("vectors", vectors, 1), ("batch", batch, 1), ("seed", seed, 0)):

@@ -149,6 +149,31 @@ def test_resume_after_interruption_equals_uninterrupted_run(heis, tmp_path):
     np.testing.assert_array_equal(longer.spins, full.spins)
 
 
+def test_resume_without_a_seed_continues_the_checkpointed_noise(heis, tmp_path):
+    lat, ff = heis
+    s0 = random_spins(lat.N, 3)
+    out = tmp_path / "s.h5"
+    with pytest.raises(KeyboardInterrupt):
+        first = it.LLG(Failing(ff, after=40), alpha=0.3, dt=0.04, kT=0.4)
+        first.run(s0, 30, out=out, checkpoint_every=5)
+    res = it.LLG(ff, alpha=0.3, dt=0.04, kT=0.4).run(s0, 30, out=out, resume=True)
+    ref = it.LLG(ff, alpha=0.3, dt=0.04, kT=0.4, seed=first.seed).run(s0, 30)
+    assert res.attrs["seed"] == first.seed
+    np.testing.assert_array_equal(res.spins, ref.spins)
+
+
+def test_killed_before_the_first_checkpoint_resumes_from_the_start(heis, tmp_path):
+    lat, ff = heis
+    s0 = random_spins(lat.N, 3)
+    out = tmp_path / "early.h5"
+    with pytest.raises(KeyboardInterrupt):
+        it.LLG(Failing(ff, after=10), alpha=0.3, dt=0.04, kT=0.4, seed=2).run(s0, 30, out=out)
+    assert it.dynamics.Checkpoint.load(checkpoint_path(out)).step == 0
+    res = it.LLG(ff, alpha=0.3, dt=0.04, kT=0.4, seed=2).run(s0, 30, out=out, resume=True)
+    ref = it.LLG(ff, alpha=0.3, dt=0.04, kT=0.4, seed=2).run(s0, 30)
+    np.testing.assert_array_equal(res.spins, ref.spins)
+
+
 def test_resume_refuses_other_settings_and_missing_checkpoints(heis, tmp_path):
     lat, ff = heis
     s0 = random_spins(lat.N, 3)

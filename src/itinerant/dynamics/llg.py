@@ -159,6 +159,7 @@ class LLG:
         self.alpha, self.dt, self.kT = float(alpha), float(dt), float(kT)
         self.integrator = resolve_integrator(integrator, self.kT)
         self.stepper = get_stepper(self.integrator)
+        self._seed_drawn = seed is None
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -241,12 +242,13 @@ class LLG:
             HDF5 file to stream frames to (flushed after each); the returned trajectory then reads
             it lazily.  Without ``out`` the frames are kept in memory.
         checkpoint_every:
-            With ``out``: write ``<out>.checkpoint.npz`` every this many steps and at the end
-            (``None`` or 0: only at the end).
+            With ``out``: write ``<out>.checkpoint.npz`` at the start, every this many steps and
+            at the end (``None`` or 0: only at the start and the end).
         resume:
             Continue from the checkpoint of ``out``: the file is cut back to the checkpoint's
             frames and the run continues so that the result equals an uninterrupted run.  Without a
-            checkpoint (and no ``out`` file yet) the run starts fresh.
+            checkpoint (and no ``out`` file yet) the run starts fresh.  An LLG made without a seed
+            adopts the checkpointed run's seed.
         progress:
             Show a Rich progress bar (simulated time, steps/s, ETA) on stderr.
         observables:
@@ -265,8 +267,10 @@ class LLG:
             raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
         spins = check_spins(spins, self._n_sites(spins))
         observables = dict(observables or {})
-        run_settings = {**self.settings(), "save_every": int(save_every), "n_sites": len(spins),
-                        "observables": sorted(observables)}
+
+        def run_settings():
+            return {**self.settings(), "save_every": int(save_every), "n_sites": len(spins),
+                    "observables": sorted(observables)}
 
         start, writer, h5 = 0, None, None
         if out is not None:
@@ -274,7 +278,9 @@ class LLG:
             ckpt_file = checkpoint_path(out)
             if resume and ckpt_file.exists():
                 ckpt = Checkpoint.load(ckpt_file)
-                ckpt.check_settings(run_settings, ckpt_file)
+                if self._seed_drawn:  # no seed given: continue the checkpointed run's noise
+                    self.seed = int(ckpt.settings.get("seed", self.seed))
+                ckpt.check_settings(run_settings(), ckpt_file)
                 if ckpt.step > steps:
                     raise ValueError(f"cannot resume: the checkpoint {ckpt_file} is at step {ckpt.step}, "
                                      f"beyond the requested {steps} steps")
@@ -302,7 +308,7 @@ class LLG:
                     frames[k].append(v)
 
         def save_checkpoint(step, s):
-            Checkpoint(step, s, self.rng.bit_generator.state, run_settings).save(ckpt_file)
+            Checkpoint(step, s, self.rng.bit_generator.state, run_settings()).save(ckpt_file)
 
         try:
             E, h = self.energy_and_fields(spins)
@@ -319,6 +325,8 @@ class LLG:
                     writer.truncate(keep)
             if start == 0:
                 record(0, spins, E)
+                if out is not None:
+                    save_checkpoint(0, spins)  # resumable from the first frame on
             with progress_bar(steps, start, self.dt, enabled=progress) as update:
                 for k in range(start + 1, steps + 1):
                     spins = self.step(spins, h)  # advances self._step_index to k

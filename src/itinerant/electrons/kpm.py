@@ -3,9 +3,10 @@
 The energy is the Chebyshev estimate of the grand potential (fixed mu) or of the free energy
 F = Omega + mu N_e with mu solved from the same moments (fixed filling), DESIGN.md §2:
 
-    Omega_est = sum_{m<M} w_m mu_m,   mu_m = sum_r <r| T_m(X) |r> / (weight),   X = H / a,
+    Omega_est = sum_{m<M} w_m mu_m,   mu_m = (1/P) sum_r <r| T_m(X) |r>,   X = H / a,
 
-with coefficients w_m = g_m c^g_m (:mod:`.chebyshev`) and a stochastic trace over R vectors |r>.
+with coefficients w_m = g_m c^g_m (:mod:`.chebyshev`) and a stochastic trace over R vectors |r>
+(P independent sign patterns, below).
 The fields are the exact gradient of this estimate (for the same vectors) with respect to the on-site
 2x2 blocks: writing x_m = T_m(X) r and y_k = sum_{n>k} w_n U_{n-1-k}(X) r (Chebyshev polynomials of
 the second kind), a first-order change of X gives
@@ -342,7 +343,7 @@ class KPMSolver:
             mom[0] += torch.vdot(r.reshape(-1), r.reshape(-1)).real
             mom[1] += torch.vdot(r.reshape(-1), x.reshape(-1)).real
             for n in range(2, M):
-                x_prev, x = x, 2 * (X @ x) - x_prev
+                x_prev, x = x, torch.addmm(x_prev, X, x, beta=-1, alpha=2)
                 mom[n] += torch.vdot(r.reshape(-1), x.reshape(-1)).real
             ends.append((x_prev, x))  # (x_{M-2}, x_{M-1})
         moments = self._weight * mom.double().cpu().numpy()
@@ -355,24 +356,24 @@ class KPMSolver:
         _, w = self.series.coefficients(mu)
         energy = float(w @ moments) + (mu * m.n_electrons if m.fixed_filling else 0.0)
 
-        # Backward: y_k = w_{k+1} r + 2 X y_{k+1} - y_{k+2}, x_{k-1} = 2 X x_k - x_{k+1};
+        # Backward on stacked Z_k = [x_k | y_k] (2N, 2R):  Z_{k-1} = 2 X Z_k - Z_{k+1} + [0 | w_k r]
+        # (x regenerated backwards, y_k = w_{k+1} r + 2 X y_{k+1} - y_{k+2}), accumulating
         # G_i[s, s'] += c'_k conj(y_k(is)) x_k(is'), c'_0 = 1, c'_k = 2.
-        wt = torch.as_tensor(w, dtype=self.dtype, device=self.device)
         G = torch.zeros(N, 2, 2, dtype=self.dtype, device=self.device)
         for (k0, k1), (x_before, x_last) in zip(self._chunks(), ends):
             r = self._vectors(k0, k1)
             R = k1 - k0
-            x_next, x = x_last, x_before          # x_{k+1}, x_k with k = M - 2
-            y_next, y = torch.zeros_like(r), wt[M - 1] * r
+            Z_next = torch.cat([x_last, torch.zeros_like(r)], dim=1)     # Z_{M-1}
+            Z = torch.cat([x_before, float(w[M - 1]) * r], dim=1)        # Z_{M-2}
+            del x_before, x_last
             for k in range(M - 2, -1, -1):
-                G += (2.0 if k else 1.0) * torch.einsum(
-                    "isr,itr->ist", y.view(N, 2, R).conj(), x.view(N, 2, R))
+                Z4 = Z.view(N, 2, 2, R)                                   # (site, spin, x|y, r)
+                G += (2.0 if k else 1.0) * torch.einsum("isr,itr->ist", Z4[:, :, 1].conj(), Z4[:, :, 0])
                 if k == 0:
                     break
-                Xxy = X @ torch.cat([x, y], dim=1)
-                x_next, x = x, 2 * Xxy[:, :R] - x_next
-                y_next, y = y, wt[k] * r + 2 * Xxy[:, R:] - y_next
-            del x_before, x_last
+                Z_next = torch.addmm(Z_next, X, Z, beta=-1, alpha=2)
+                Z_next[:, R:].add_(r, alpha=float(w[k]))
+                Z, Z_next = Z_next, Z
         ends.clear()
         G = G.to(torch.complex128) * (self._weight / self.half_width)
         spin_density = spin_expectation(G)

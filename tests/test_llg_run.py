@@ -4,6 +4,7 @@ values, seeds, the step API, analytic force fields, initial states and observabl
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import itinerant as it
 from itinerant.dynamics import NonFiniteError, checkpoint_path, initial_state, noise_variance
@@ -11,6 +12,15 @@ from itinerant.forcefields import Heisenberg, Zeeman, build_force_field
 from itinerant.io import read_model
 from itinerant.observables import recorders, scalar_chirality, staggered_magnetization, triangles
 from itinerant.spins import neel, random_spins, tetrahedral
+
+
+@pytest.fixture
+def one_thread():
+    """Small torch problems run fastest, and unhurt by busy cores, on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -63,7 +73,7 @@ def test_memory_and_file_trajectories_are_identical(heis, tmp_path):
     assert attrs["force_field"] == "heisenberg" and attrs["lattice"] == "square" and attrs["L"] == 4
 
 
-def test_file_attributes_rebuild_the_model(tmp_path):
+def test_file_attributes_rebuild_the_model(tmp_path, one_thread):
     lat = it.Lattice.square(4)
     model = it.SDModel(lat, t=(1.0, -0.2), J=3.0, filling=0.5, kT=0.05)
     tr = it.LLG(it.ExactSolver(model), alpha=0.3, dt=0.05).run(random_spins(lat.N, 1), 4,
@@ -255,7 +265,7 @@ def test_zeeman():
         Zeeman(np.ones((3, 2)))
 
 
-def test_build_force_field():
+def test_build_force_field(one_thread):
     lat = it.Lattice.square(4)
     model = it.SDModel(lat, J=2.0, filling=0.5)
     assert isinstance(build_force_field("heisenberg", lattice=lat, J1=-1.0), Heisenberg)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import itinerant as it
@@ -51,6 +52,15 @@ observables = ["magnetization", "staggered_magnetization"]
 """
 
 
+@pytest.fixture
+def one_thread():
+    """Small torch problems run fastest, and unhurt by busy cores, on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def write(tmp_path, text, name="run.toml"):
     path = tmp_path / name
     path.write_text(text)
@@ -80,7 +90,7 @@ def test_cli_runs_a_run_file(tmp_path, monkeypatch):
     assert res.exit_code == 0 and (tmp_path / "o2.h5").exists()
 
 
-def test_exact_solver_run_file_records_the_model(tmp_path):
+def test_exact_solver_run_file_records_the_model(tmp_path, one_thread):
     text = RUN.replace('[lattice]\nkind = "square"\nL = 4',
                        '[model]\nlattice = "square"\nL = 4\nJ = 4.0\nfilling = 0.5')
     text = text.replace('kind = "heisenberg"\n[force_field.settings]\nJ1 = 1.0\nfield = [0.0, 0.0, 0.2]',
@@ -88,6 +98,39 @@ def test_exact_solver_run_file_records_the_model(tmp_path):
     tr = run_simulation(load_simulation(write(tmp_path, text)), out=tmp_path / "x.h5", progress=False)
     assert it.io.read_model(tr.path) == it.SDModel(it.Lattice.square(4), J=4.0, filling=0.5)
     assert tr.attrs["force_field"] == "exact" and len(tr) == 3
+
+
+def test_learned_force_field_run_file(tmp_path, one_thread):
+    """kind = "ml": a model file (untrained weights suffice here) drives LLG on a larger lattice,
+    checked against the run's [model]."""
+    from itinerant.models import MLForceField
+
+    small = it.SDModel(it.Lattice.square(4), J=2.0, filling=0.5)
+    path = MLForceField.new(small, cutoff=1.0, hidden=(8,)).save(tmp_path / "model")
+    text = f"""
+[model]
+lattice = "square"
+L = 6
+J = 2.0
+filling = 0.5
+[force_field]
+kind = "ml"
+path = "{path}"
+[dynamics]
+alpha = 0.1
+dt = 0.05
+steps = 4
+[output]
+file = "{tmp_path / 'ml.h5'}"
+"""
+    res = runner.invoke(app, ["simulate", str(write(tmp_path, text)), "-q"])
+    assert res.exit_code == 0, res.output
+    tr = it.Trajectory.load(tmp_path / "ml.h5")
+    assert tr.spins.shape == (5, 36, 3) and tr.attrs["force_field"] == "ml" and tr.attrs["L"] == 6
+    assert np.all(np.diff(tr.energy) < 0)
+    res = runner.invoke(app, ["simulate", str(write(tmp_path, text.replace("J = 2.0", "J = 3.0"))),
+                              "-q", "--out", str(tmp_path / "other.h5")])
+    assert res.exit_code == 2 and "[force_field]" in res.output and "J" in res.output
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

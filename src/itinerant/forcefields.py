@@ -117,7 +117,7 @@ def build_force_field(kind: str, model=None, lattice: Lattice | None = None, **s
     settings:
         Passed to the constructor: solver accuracy settings (``exact``: ``device``,
         ``max_batch``; ``kpm``: see ``KPMSolver``), ``path`` (a model name or file) and loader
-        options for ``ml``, ``J1``/``J2``/``field`` for ``heisenberg``, ``field`` for ``zeeman``.
+        options (``dtype``, ``device``, ...) for ``ml``, ``J1``/``J2``/``field`` for ``heisenberg``, ``field`` for ``zeeman``.
     """
     if kind not in FORCE_FIELDS:
         raise ValueError(f"unknown force field {kind!r}; known: {list(FORCE_FIELDS)}")
@@ -141,7 +141,9 @@ def build_force_field(kind: str, model=None, lattice: Lattice | None = None, **s
             settings = dict(settings)
             if "path" not in settings:
                 raise ValueError("the 'ml' force field needs path = <shipped model name or file>")
-            return MLForceField.load(settings.pop("path"), **settings)
+            # Checked against the run's model (if any) and bound to the simulation lattice.
+            return MLForceField.load(settings.pop("path"), expect_model=model, lattice=lattice,
+                                     **settings)
         if lattice is None:
             raise ValueError(f"the {kind!r} force field needs a lattice")
         if kind == "heisenberg":

@@ -75,7 +75,8 @@ def test_cli_runs_a_run_file(tmp_path, monkeypatch):
     tr = it.Trajectory.load(tmp_path / "out.h5")
     assert tr.spins.shape == (11, 16, 3) and tr["staggered_magnetization"].shape == (11, 3)
     a = tr.attrs
-    assert (a["force_field"], a["lattice"], a["L"], a["integrator"], a["seed"]) == ("heisenberg", "square", 4, "heun", 5)
+    assert (a["force_field"], a["lattice"], a["L"]) == ("heisenberg", "square", 4)
+    assert (a["integrator"], a["seed"], a["alpha"], a["kT_spin"]) == ("heun", 5, 0.3, 0.2)
     assert json.loads(a["force_field_settings"])["field"] == [0.0, 0.0, 0.2]
     assert json.loads(a["run_config"])["dynamics"]["alpha"] == 0.3
     assert checkpoint_path(tmp_path / "out.h5").exists()
@@ -149,9 +150,12 @@ BAD = [
     ('kind = "heisenberg"', 'kind = "exact"', "[model]: missing required table"),
     ('kind = "heisenberg"', 'kind = "ml"', "[force_field] path: missing required value"),
     ("J1 = 1.0", "J3 = 1.0", "[force_field.settings] J3: unknown key"),
-    ("field = [0.0, 0.0, 0.2]", "field = [0.0, 0.2]", "[force_field.settings] field: must have 3 components"),
-    ('"magnetization", "staggered', '"magnetisation", "staggered', "[output] observables[0]: unknown observable"),
-    ('state = "random"', 'state = "random"\nfile = "s.npy"', "[initial] file: give a state or a file, not both"),
+    ("field = [0.0, 0.0, 0.2]", "field = [0.0, 0.2]",
+     "[force_field.settings] field: must have 3 components"),
+    ('"magnetization", "staggered', '"magnetisation", "staggered',
+     "[output] observables[0]: unknown observable"),
+    ('state = "random"', 'state = "random"\nfile = "s.npy"',
+     "[initial] file: give a state or a file, not both"),
     ('state = "random"', 'state = "spiral"', "[initial] state: 'spiral' is not one of"),
     ("alpha = 0.3", "alpha = 0.0", "[dynamics] kT: a spin temperature needs damping alpha > 0"),
     ("seed = 5", 'integrator = "euler"', "[dynamics] integrator: 'euler' is not one of"),
@@ -182,13 +186,33 @@ def test_cli_reports_bad_files_without_traceback(tmp_path):
     assert res.exit_code == 2 and "triangular lattice" in " ".join(res.output.split())
     text = RUN.replace('state = "random"', f'file = "{tmp_path / "none.npy"}"')
     res = runner.invoke(app, ["simulate", str(write(tmp_path, text)), "--out", str(tmp_path / "c.h5")])
-    assert res.exit_code == 2 and "[initial]" in res.output and "does not exist" in " ".join(res.output.split())
+    assert res.exit_code == 2 and "[initial]" in res.output
+    assert "does not exist" in " ".join(res.output.split())
+
+
+def test_cli_stops_on_non_finite_fields_and_keeps_frames(tmp_path, monkeypatch):
+    from itinerant.forcefields import Heisenberg
+
+    calls, original = [0], Heisenberg.energy_and_fields
+
+    def poisoned(self, spins):
+        calls[0] += 1
+        E, h = original(self, spins)
+        return (float("nan"), h) if calls[0] > 30 else (E, h)
+
+    monkeypatch.setattr(Heisenberg, "energy_and_fields", poisoned)
+    res = runner.invoke(app, ["simulate", str(write(tmp_path, RUN)), "-q", "--out", str(tmp_path / "n.h5")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 3 and "non-finite energy at step 15" in text  # 2 evaluations per step
+    assert "the 4 frames written before it are kept" in text
+    assert len(it.Trajectory.load(tmp_path / "n.h5")) == 4  # steps 0, 4, 8, 12
 
 
 # ---------------------------------------------------------------------- kill and resume
 
-LONG = RUN.replace("L = 4", "L = 8").replace("steps = 40", "steps = 6000") \
-          .replace("save_every = 4", "save_every = 100").replace("checkpoint_every = 10", "checkpoint_every = 500")
+LONG = (RUN.replace("L = 4", "L = 8").replace("steps = 40", "steps = 6000")
+        .replace("save_every = 4", "save_every = 100")
+        .replace("checkpoint_every = 10", "checkpoint_every = 500"))
 
 
 def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):

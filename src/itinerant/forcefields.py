@@ -116,8 +116,9 @@ def build_force_field(kind: str, model=None, lattice: Lattice | None = None, **s
         The lattice (the model's lattice by default); required for the analytic kinds.
     settings:
         Passed to the constructor: solver accuracy settings (``exact``: ``device``,
-        ``max_batch``; ``kpm``: see ``KPMSolver``), ``path`` (a model name or file) and loader
-        options (``dtype``, ``device``, ...) for ``ml``, ``J1``/``J2``/``field`` for ``heisenberg``, ``field`` for ``zeeman``.
+        ``max_batch``; ``kpm``: see ``KPMSolver``); for ``ml`` the ``path`` (a shipped model's
+        name or a model file) and loader options (``dtype``, ``device``, ...); ``J1``, ``J2``,
+        ``field`` for ``heisenberg``; ``field`` for ``zeeman``.
     """
     if kind not in FORCE_FIELDS:
         raise ValueError(f"unknown force field {kind!r}; known: {list(FORCE_FIELDS)}")

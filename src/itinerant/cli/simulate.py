@@ -215,7 +215,13 @@ def simulate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing trajectory file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run LLG spin dynamics as a run file describes; stream frames to HDF5, checkpoint, resume."""
+    """Run LLG spin dynamics as a run file describes; stream frames to HDF5, checkpoint, resume.
+
+    Run-file tables: [model] (or [lattice] for analytic force fields), [force_field] (kind = exact,
+    kpm, ml, heisenberg or zeeman, with [force_field.settings]), [initial], [dynamics] (alpha, dt,
+    kT, integrator, steps, save_every, checkpoint_every, seed) and [output] (file, observables).
+    Examples: examples/simulate-*.toml.
+    """
 
     def _run():
         cfg = load_simulation(run_file)

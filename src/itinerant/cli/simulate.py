@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..config import (MODEL_SCHEMA, ConfigError, Option, load_run_file, model_from_config, non_negative,
                       positive, validate)
@@ -207,21 +208,24 @@ def run_simulation(cfg: dict, out=None, resume: bool = False, overwrite: bool = 
                    observables=observables, attrs=attrs, overwrite=overwrite)
 
 
-@app.command()
+_HELP = ("Run LLG spin dynamics as a run file describes; stream frames to HDF5, checkpoint, resume."
+         "\n\n"
+         "Run-file tables: [model] (or [lattice] for analytic force fields), [force_field] (kind = "
+         "exact, kpm, ml, heisenberg or zeeman, with [force_field.settings]), [initial], [dynamics] "
+         "(alpha, dt, kT, integrator, steps, save_every, checkpoint_every, seed) and [output] (file, "
+         "observables).  Examples: examples/simulate-*.toml.")
+
+
+@app.command(help=escape(_HELP))
 def simulate(
-    run_file: Path = typer.Argument(..., help="TOML run file (see `itinerant simulate --help`)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Trajectory file (overrides [output] file)."),
+    run_file: Path = typer.Argument(..., help="TOML run file."),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help=escape("Trajectory file (overrides [output] file).")),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing trajectory file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run LLG spin dynamics as a run file describes; stream frames to HDF5, checkpoint, resume.
-
-    Run-file tables: [model] (or [lattice] for analytic force fields), [force_field] (kind = exact,
-    kpm, ml, heisenberg or zeeman, with [force_field.settings]), [initial], [dynamics] (alpha, dt,
-    kT, integrator, steps, save_every, checkpoint_every, seed) and [output] (file, observables).
-    Examples: examples/simulate-*.toml.
-    """
+    """Run LLG spin dynamics as a run file describes (help text: ``_HELP``)."""
 
     def _run():
         cfg = load_simulation(run_file)

@@ -17,9 +17,10 @@ For ``|S| = 1``: ``X^T = -X``, ``-X^2 = P``, ``X P = P X = X``, hence
     B B^T = (-X + alpha P)(X + alpha P) = -X^2 + alpha (P X - X P) + alpha^2 P = (1 + alpha^2) P.
 
 So the noise is an isotropic diffusion on the sphere with diffusion constant
-``D = (1 + alpha^2) sigma^2 / 2`` (Stratonovich noise built from rotations and the projector adds no
-spurious drift on the sphere: ``-[S x] xi`` generates rotations, and ``alpha P xi`` is the same
-isotropic tangent noise turned by 90 degrees).  The drift is the precession ``-S x h``, which
+``D = (1 + alpha^2) sigma^2 / 2``.  Its Stratonovich (noise-induced) drift
+``sigma^2/2 sum_k (B_k . grad) B_k`` (``B_k`` the columns of ``B``) works out to
+``-(1 + alpha^2) sigma^2 S``: radial only (it keeps ``|S| = 1`` in the Ito form), nothing along
+the sphere.  The drift is the precession ``-S x h``, which
 conserves ``E`` and the sphere's measure, plus the damping ``alpha P h = -alpha grad_S E``.  The
 Fokker-Planck current of the density ``rho`` is then ``-alpha rho grad E - D grad rho`` (plus a
 divergence-free precession part); it vanishes for ``rho ~ exp(-E/kT)`` iff ``D = alpha kT``, which

@@ -14,11 +14,13 @@ Definitions
 * Structure-factor length ``L_S = 2 pi / <|k|>`` with ``<|k|> = sum_k |k| S(k) / sum_k S(k)`` over
   ``k != 0``, ``S(k) = |phi_k|^2``.
 * Coarsening exponent: least-squares slope of ``log L`` against ``log t`` over a stated window; with
-  several runs the fit uses the run-averaged ``log L`` and its standard error.
+  several runs the fit uses the run-averaged ``log L`` and its standard error
+  (:func:`aggregate_runs`; default window :func:`fit_window`, plot :func:`plot_lengths`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,3 +147,141 @@ def fit_power_law(t, length, window=None, sigma=None) -> PowerLawFit:
     return PowerLawFit(exponent=float(coef[0]), stderr=float(np.sqrt(cov[0, 0])),
                        prefactor=float(np.exp(coef[1])), window=(float(lo), float(hi)),
                        points=int(sel.sum()))
+
+
+# ---------------------------------------------------------------------- several runs
+WINDOW_RULE = ("from the first time the run-mean length reaches {min_length:g} lattice constants to "
+               "the last time before it exceeds {max_fraction:g} of the system size")
+"""The default fit window of :func:`fit_window`, in words (stored with results)."""
+
+
+def fit_window(t, length, system_size: float, min_length: float = 2.0,
+               max_fraction: float = 0.1) -> tuple[float, float]:
+    """Default fit window: domains have formed (``L >= min_length``) and are still small compared
+    with the system (``L <= max_fraction * system_size``), see :data:`WINDOW_RULE`.
+
+    ``length`` is one curve (T,), e.g. the run mean.  Raises ``ValueError`` when the curve never
+    enters that range.
+    """
+    t = np.asarray(t, float)
+    ell = np.asarray(length, float)
+    ok = np.isfinite(ell) & (t > 0)
+    start = np.nonzero(ok & (ell >= min_length))[0]
+    if len(start) == 0:
+        raise ValueError(f"the domain size never reaches {min_length:g} lattice constants (largest "
+                         f"{np.nanmax(ell) if ok.any() else float('nan'):.3g}); run longer or give "
+                         "the fit window explicitly")
+    i0 = start[0]
+    too_big = np.nonzero(ok[i0:] & (ell[i0:] > max_fraction * system_size))[0]
+    i1 = (i0 + too_big[0] - 1) if len(too_big) else np.nonzero(ok)[0][-1]
+    if i1 <= i0:
+        raise ValueError(f"the domain size jumps past {max_fraction:g} of the system size "
+                         f"({system_size:g}) right after reaching {min_length:g}; use a larger "
+                         "system or give the fit window explicitly")
+    return float(t[i0]), float(t[i1])
+
+
+def aggregate_runs(runs, quantities, length_keys, system_size: float, window=None,
+                   min_length: float = 2.0, max_fraction: float = 0.1) -> dict:
+    """Average per-run results over independent runs and fit ``L ~ t^p`` for each length.
+
+    Parameters
+    ----------
+    runs:
+        Dicts with a ``"time"`` array (T_r,) and arrays (T_r,) under ``quantities``.  The runs must
+        share their times; frames beyond the shortest run are dropped.
+    length_keys:
+        The quantities that are domain lengths, fitted with :func:`fit_power_law`.
+    system_size:
+        Linear system size (lattice constants), for the default window (:func:`fit_window`, applied
+        to the run mean of the first length).
+    window:
+        ``(t_min, t_max)`` of the fits; ``None``: the default window.
+
+    Returns ``{"time", "mean": {q: (T,)}, "err": {q: (T,)}, "window", "window_rule", "fits":
+    {key: PowerLawFit | None}, "fit_errors": {key: message}, "frames"}``; ``err`` is the standard
+    error of the mean across runs (NaN for a single run).
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    T = min(len(r["time"]) for r in runs)
+    t = np.asarray(runs[0]["time"][:T], float)
+    for k, r in enumerate(runs[1:], 1):
+        if not np.allclose(r["time"][:T], t, rtol=1e-9, atol=1e-12):
+            raise ValueError(f"run {k} ({r.get('path', '?')}) was recorded at other times than run 0; "
+                             "runs must share dt and the frame interval")
+    stack = {q: np.array([np.asarray(r[q], float)[:T] for r in runs]) for q in quantities}
+    n = len(runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a length undefined in every run
+        mean = {q: np.nanmean(v, axis=0) for q, v in stack.items()}
+        err = {q: (np.nanstd(v, axis=0, ddof=1) / np.sqrt(np.isfinite(v).sum(axis=0)) if n > 1
+                   else np.full(T, np.nan)) for q, v in stack.items()}
+    rule = "given"
+    fits, errors = {}, {}
+    if window is None:
+        rule = WINDOW_RULE.format(min_length=min_length, max_fraction=max_fraction)
+        try:
+            window = fit_window(t, mean[length_keys[0]], system_size, min_length, max_fraction)
+        except ValueError as exc:
+            window = None
+            errors = {k: str(exc) for k in length_keys}
+    if window is not None:
+        window = (float(window[0]), float(window[1]))
+        if not window[0] < window[1]:
+            raise ValueError(f"the fit window must have t_min < t_max, got {window}")
+        for key in length_keys:
+            try:
+                fits[key] = fit_power_law(t, stack[key], window)
+            except ValueError as exc:
+                errors[key] = str(exc)
+    fits = {k: fits.get(k) for k in length_keys}
+    return {"time": t, "mean": mean, "err": err, "window": window, "window_rule": rule,
+            "fits": fits, "fit_errors": errors, "frames": T}
+
+
+def plot_lengths(agg: dict, labels: dict, out, title: str = ""):
+    """Domain lengths against time on log-log axes with the fits and t^(1/2), t^1 guide lines.
+
+    ``agg``: :func:`aggregate_runs` output; ``labels``: ``{length key: legend label}``.  Writes the
+    PNG ``out`` and returns its path.
+    """
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = agg["time"]
+    pos = t > 0
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for k, (key, label) in enumerate(labels.items()):
+        color = f"C{k}"
+        y, e = agg["mean"][key], agg["err"][key]
+        ax.errorbar(t[pos], y[pos], None if np.all(np.isnan(e)) else e[pos], fmt="o", ms=3,
+                    color=color, label=label)
+        fit = agg["fits"].get(key)
+        if fit is not None:
+            tt = np.geomspace(*fit.window, 50)
+            ax.plot(tt, fit.prefactor * tt ** fit.exponent, "-", color=color, lw=2,
+                    label=f"fit: $t^{{{fit.exponent:.2f} \\pm {fit.stderr:.2f}}}$")
+    fit = next((f for f in agg["fits"].values() if f is not None), None)
+    if fit is not None:
+        t0 = fit.window[0]
+        y0 = fit.prefactor * t0 ** fit.exponent
+        tt = np.geomspace(t0, t[pos].max(), 50)
+        ax.plot(tt, y0 * (tt / t0) ** 0.5, "k--", lw=1, label=r"$t^{1/2}$ (Allen-Cahn)")
+        ax.plot(tt, y0 * (tt / t0), "k:", lw=1, label=r"$t^{1}$")
+        ax.axvspan(*fit.window, color="0.9", zorder=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time (1/t1)")
+    ax.set_ylabel("domain size (lattice constants)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    out = Path(out)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out

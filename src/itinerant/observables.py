@@ -69,3 +69,22 @@ def recorders(names, lattice: Lattice) -> dict:
         f(np.tile([0.0, 0.0, 1.0], (lattice.N, 1)))  # raises here if it does not apply to the lattice
         out[name] = f
     return out
+
+
+def _analysis_observable(module: str, name: str):
+    """An observable implemented in ``itinerant.analysis.<module>`` (imported on first use, which
+    keeps this module free of an import cycle with the analysis package)."""
+    def observable(spins, lattice: Lattice) -> np.ndarray:
+        from importlib import import_module
+
+        return getattr(import_module(f"itinerant.analysis.{module}"), name)(spins, lattice)
+
+    observable.__name__ = name
+    observable.__doc__ = f"See :func:`itinerant.analysis.{module}.{name}`."
+    return observable
+
+
+OBSERVABLES.update({
+    "chirality_abs": _analysis_observable("triangular", "chirality_abs"),          # shape ()
+    "tetrahedral_order": _analysis_observable("triangular", "tetrahedral_order"),  # (3, 3)
+})

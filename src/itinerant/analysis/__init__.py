@@ -1,0 +1,10 @@
+"""Physics of trajectories: order parameters, structure factors and domain growth per lattice.
+
+``triangular``: tetrahedral (chiral, four-sublattice) order and its coarsening.  Each lattice's
+module provides ``analyze_cli(paths, out, window=None)``, which ``itinerant analyze`` dispatches to
+by the trajectory's ``lattice`` attribute (:data:`itinerant.cli.analyze.ANALYSES`).
+"""
+
+from . import triangular
+
+__all__ = ["triangular"]

@@ -100,3 +100,16 @@ def load_data(path, keys=("spins", "fields", "energy")) -> dict:
         out["attrs"] = dict(h5.attrs)
     out["model"] = SDModel.from_attrs(out["attrs"])
     return out
+
+
+def read_spins(path, dataset: str = "spins") -> np.ndarray:
+    """Spins from a ``.npy`` file or an HDF5 file's dataset ``dataset``: (N, 3) or (M, N, 3)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"spin file {path} does not exist")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    with h5py.File(path, "r") as h5:
+        if dataset not in h5:
+            raise ValueError(f"{path} has no dataset {dataset!r} (it has {sorted(h5)})")
+        return h5[dataset][...]

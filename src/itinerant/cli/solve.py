@@ -9,22 +9,10 @@ import numpy as np
 import typer
 
 from ..electrons import ExactSolver
-from ..io import RowWriter, model_attrs, write_attrs
+from ..io import RowWriter, model_attrs, read_spins, write_attrs
 from ..lattice import Lattice
 from ..model import SDModel
 from .app import app, console, run_guarded
-
-
-def read_spins(path: Path, dataset: str = "spins") -> np.ndarray:
-    """Spins from a ``.npy`` file or an HDF5 file's dataset ``dataset``: (N, 3) or (M, N, 3)."""
-    if not path.exists():
-        raise FileNotFoundError(f"spin file {path} does not exist")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    with h5py.File(path, "r") as h5:
-        if dataset not in h5:
-            raise ValueError(f"{path} has no dataset {dataset!r} (it has {sorted(h5)})")
-        return h5[dataset][...]
 
 
 @app.command()

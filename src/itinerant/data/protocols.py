@@ -346,7 +346,7 @@ def _check_cluster(cluster: dict) -> None:
 
 
 def _read_spin_file(path: Path, proto: dict, lattice: Lattice, where: str) -> np.ndarray:
-    from ..cli.solve import read_spins
+    from ..io import read_spins
 
     try:
         s = read_spins(path, proto["dataset"]) if path.suffix != ".npy" else read_spins(path)

@@ -76,7 +76,7 @@ def initial_state(spec, lattice: Lattice, rng=None) -> np.ndarray:
 
 
 def _read_frame(path: Path, frame: int, n_sites: int) -> np.ndarray:
-    from ..cli.solve import read_spins
+    from ..io import read_spins
 
     try:
         s = np.asarray(read_spins(path), dtype=np.float64)

@@ -110,7 +110,8 @@ def test_probing_on_12x12(kind, distance, n_vectors, rng):
 # ---------------------------------------------------------------------- exact gradient of the estimate
 @pytest.mark.parametrize("estimator, kernel, ens, moments", [
     ("random", "jackson", dict(filling=0.25, kT=0.1), 60),
-    ("random", "jackson", dict(mu=-1.0, kT=0.0), 60),
+    ("random", "jackson", dict(filling=0.25, kT=0.0), 60),
+    ("random", "jackson", dict(mu=-1.0, kT=0.1), 30),
     ("probing", "none", dict(filling=0.375, kT=0.3), 40),
 ])
 def test_fields_are_gradient_of_the_estimate(estimator, kernel, ens, moments, rng):

@@ -137,6 +137,9 @@ class Descriptor(torch.nn.Module):
         # site x = i + o_anchor.  The fields are computed once per site, then gathered.
         anchor, field, disp, shapes = _fields(offsets, bonds, triangles)
         self.n_fields = len(disp) + len(shapes)
+        self.field_disp, self.field_shapes = disp, shapes
+        """Field geometry: displacements d of the bond fields (n_disp, 2), then the triangle
+        shapes (u, w) of the chirality fields (n_shapes, 2, 2), in lattice coordinates."""
         slot = gather.ravel()
         buffers = {
             "neighbors": lattice.gather_indices(offsets),        # (N, K) sites i + o_k

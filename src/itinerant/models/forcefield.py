@@ -23,7 +23,8 @@ from .._version import __version__
 from ..lattice import Lattice
 from ..model import SDModel
 from ..spins import check_spins
-from . import files
+from . import fastpath, files
+from .fastpath import FastEvaluator
 from .files import ModelFileError, model_parameters, parameter_differences
 from .network import SiteEnergyNet, energy_and_fields, site_energies
 
@@ -62,13 +63,20 @@ class MLForceField:
     max_sites:
         Largest number of site energies evaluated in one pass; larger lattices are evaluated in
         chunks of centre sites with the gradients accumulated (bounded memory, same result).
+    fast:
+        Evaluate :meth:`energy_and_fields` with the autograd-free fast path
+        (:mod:`itinerant.models.fastpath`: same numbers to rounding, time and memory linear in N);
+        ``False`` uses autograd through the descriptor and network.
+    compile:
+        Wrap the fast path's per-block computation in ``torch.compile`` (about 1.5x faster on a
+        CPU after a compilation of tens of seconds per lattice size; docs/performance.md).
     """
 
     name = "ml"
 
     def __init__(self, net: SiteEnergyNet, metadata: dict, lattice: Lattice | None = None,
                  dtype="float64", device="cpu", max_batch: int = 64,
-                 max_sites: int = 16384) -> None:
+                 max_sites: int = 16384, fast: bool = True, compile: bool = False) -> None:
         self.metadata = copy.deepcopy(metadata)
         self.parameters = model_parameters({**metadata["model"], "lattice": metadata["lattice"]})
         self.lattice_name = self.parameters["lattice"]
@@ -76,6 +84,8 @@ class MLForceField:
         self.device = torch.device(device)
         self.max_batch = int(max_batch)
         self.max_sites = int(max_sites)
+        self.fast, self.compile = bool(fast), bool(compile)
+        self._evaluators: dict[int, FastEvaluator] = {}
         if self.max_batch < 1 or self.max_sites < 1:
             raise ValueError(f"max_batch and max_sites must be >= 1, got {max_batch}, {max_sites}")
         self.path = None
@@ -112,7 +122,7 @@ class MLForceField:
         ``expect_model``: refuse (``ValueError``) unless the file is for this model's lattice kind,
         t, J, filling | mu and kT; the force field is then bound to ``expect_model.lattice``.
         ``lattice``: bind to this lattice (its kind must match).  Other keyword arguments go to the
-        constructor (``dtype``, ``device``, ``max_batch``, ``max_sites``).
+        constructor (``dtype``, ``device``, ``max_batch``, ``max_sites``, ``fast``, ``compile``).
         """
         path = _resolve(name_or_path)
         state, meta = files.read_model(path)
@@ -207,6 +217,13 @@ class MLForceField:
             self._descriptors[L] = d.to(self.device)
         return self._descriptors[L]
 
+    def _evaluator(self, lat: Lattice) -> FastEvaluator:
+        """The (cached) fast-path evaluator for an ``L x L`` lattice."""
+        if lat.L not in self._evaluators:
+            self._evaluators[lat.L] = FastEvaluator(self.descriptor(lat), compile=self.compile,
+                                                     max_block=self.max_sites)
+        return self._evaluators[lat.L]
+
     def _lattice_for(self, n_sites: int) -> Lattice:
         if n_sites == self.lattice.N:
             return self.lattice
@@ -226,7 +243,11 @@ class MLForceField:
         desc = self.descriptor(lat)
         E, h = [], []
         for x in self._batches(s, lat):
-            e, f = energy_and_fields(self.net, desc, x, chunk=self.max_sites)
+            if self.fast and fastpath.supports(self.net):
+                e, grad = self._evaluator(lat)(self.net, x)
+                f = -grad
+            else:
+                e, f = energy_and_fields(self.net, desc, x, chunk=self.max_sites)
             E.append(e.detach().cpu().double().numpy())
             h.append(f.detach().cpu().double().numpy())
         E, h = np.concatenate(E), np.concatenate(h)

@@ -1,0 +1,293 @@
+"""Inference fast path: energy and fields of a :class:`SiteEnergyNet` on a :class:`Descriptor`.
+
+The same numbers as :func:`itinerant.models.network.energy_and_fields` (to rounding), without
+autograd and in time and memory linear in N:
+
+1. Per-site fields (bond products ``S_x . S_{x+d}`` and triangle chiralities) for the whole lattice,
+   computed with ``torch.roll`` on the L x L grid, stored field-major and padded periodically in y by
+   the neighbourhood's reach ``R``, so that the gather indices of a block of whole lattice rows are
+   the same for every block up to a constant offset (one precomputed index per block shape).
+2. Blocks of centre sites (whole lattice rows, or whole snapshots of a stack): a 1D gather of the
+   neighbourhood's fields, one batched product with the orbit bases (irrep coefficients), a gather
+   of the monomial factors, a scatter-add into the features, and the MLP with the feature
+   standardisation folded into its first layer.
+3. The backward pass written out (the network's weights are constants): the MLP's chain rule, the
+   monomials' product rule, one scatter-add into the coefficients, the transposed orbit bases, one
+   1D scatter-add into the field table, and the fields' derivatives with rolls.
+
+Everything is "quantities x sites": (rows, n) tensors whose rows are contiguous over the block's n
+centre sites, so every gather, scatter and product moves long rows and every matrix product is a
+plain GEMM.  Memory: the field table (F_fields x N) plus a few (rows x block) work arrays.
+
+Shapes: spins (B, N, 3) -> energy (B,), gradient dE/dS (B, N, 3), in the spins' dtype and device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATION_DERIVATIVES = ("silu", "tanh", "softplus", "gelu")
+"""Activations whose derivative :func:`_activation_and_slope` knows (all of network.ACTIVATIONS)."""
+
+CPU_WORK_BYTES = 32 << 20
+"""On a CPU a block's work arrays are kept near this size (cache-sized; block sizes 256-4096 were
+measured, docs/performance.md): the block is the power of two closest to it, within [256, 4096]."""
+GPU_BLOCK = 1 << 18
+"""Centre sites per block on a GPU (large enough to fill it)."""
+
+
+def supports(net) -> bool:
+    """True if the fast path can evaluate ``net`` (a plain :class:`SiteEnergyNet`)."""
+    layers = list(getattr(net, "mlp", []))
+    linear = [m for m in layers if isinstance(m, nn.Linear)]
+    return (getattr(net, "activation", None) in ACTIVATION_DERIVATIVES and len(linear) >= 1
+            and linear[-1].out_features == 1 and len(layers) == 2 * len(linear) - 1)
+
+
+def _activation_and_slope(name: str, z: torch.Tensor):
+    """``act(z)`` and ``act'(z)`` for the network's smooth activations (torch's definitions)."""
+    if name == "silu":
+        sig = torch.sigmoid(z)
+        a = z * sig
+        return a, sig + a * (1 - sig)
+    if name == "tanh":
+        a = torch.tanh(z)
+        return a, 1 - a * a
+    if name == "softplus":  # beta = 1, threshold = 20, as nn.Softplus
+        return nn.functional.softplus(z), torch.where(z > 20, 1.0, torch.sigmoid(z)).to(z.dtype)
+    if name == "gelu":  # exact (erf) form, as nn.GELU
+        cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
+        return z * cdf, cdf + z * torch.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
+    raise ValueError(f"no derivative for activation {name!r}; known: {ACTIVATION_DERIVATIVES}")
+
+
+class FastEvaluator:
+    """Energy and gradient of ``E = sum_i eps_i`` for one descriptor (one lattice size).
+
+    Parameters
+    ----------
+    descriptor:
+        The :class:`~itinerant.descriptors.Descriptor` (its buffers give the construction).
+    block:
+        Centre sites evaluated together (rounded to whole lattice rows, or whole snapshots of a
+        stack when a snapshot is smaller); default :meth:`default_block`.
+    max_block:
+        Upper bound on the default block (memory control).
+    compile:
+        Wrap the per-block computation in ``torch.compile`` (one compilation per block shape).
+
+    Call it as ``evaluator(net, spins)``: the network's weights are read on every call (cheap), so
+    changing them in place is always seen.
+    """
+
+    def __init__(self, descriptor, block: int | None = None, compile: bool = False,
+                 max_block: int | None = None) -> None:
+        d = descriptor
+        self.descriptor = d
+        self.lattice = d.lattice
+        dev = d.neighbors.device
+        if block is not None and (int(block) != block or block < 1):
+            raise ValueError(f"block must be a positive integer, got {block!r}")
+        self.block = None if block is None else int(block)
+        self.max_block = max_block
+        L = self.lattice.L
+        off = torch.as_tensor(d.offsets, device=dev)
+        self.reach = int(off[:, 1].abs().max())            # R: rows of periodic padding
+        self.L_pad = L + 2 * self.reach
+        self.n_fields = int(d.n_fields)
+        self.disp = [tuple(int(v) for v in x) for x in d.field_disp]
+        self.shapes = [tuple(tuple(int(v) for v in uv) for uv in x) for x in d.field_shapes]
+        self.y_wrap = torch.arange(-self.reach, L + self.reach, device=dev) % L
+        geometry = [abs(int(v)) for v in d.field_disp.ravel()] + [
+            abs(int(v)) for v in d.field_shapes.ravel()]
+        self.reach_xy = max(geometry, default=0)           # padding of the spins for the fields
+        self.xy_wrap = torch.arange(-self.reach_xy, L + self.reach_xy, device=dev) % L
+        # Flat position, in one padded snapshot's table (n_fields, L_pad, L), of slot s of the
+        # centre (x, y): field * L_pad * L + (y + R + oy) * L + (x + ox) mod L; blocks add offsets.
+        anchor = off[d.slot_anchor]                         # (slots, 2)
+        self._slot_field = d.slot_field.to(dev) * (self.L_pad * L)
+        self._slot_dy = anchor[:, 1] + self.reach
+        self._slot_dx = anchor[:, 0]
+        self._rows: dict[tuple[int, int], tuple[torch.Tensor, int]] = {}
+        # Monomials: factor rows [i1 | a2 b2 | a3 b3 c3] of the coefficients, their features.
+        self.n_terms = [int(getattr(d, f"term{k}_idx").shape[1]) for k in (1, 2, 3)]
+        self.factors = torch.cat([d.term1_idx[0], d.term2_idx[0], d.term2_idx[1],
+                                  d.term3_idx[0], d.term3_idx[1], d.term3_idx[2]])
+        self.term_feature = torch.cat([d.term1_out, d.term2_out, d.term3_out])
+        self._coef3 = None if d._unit_coef[3] else d.term3_coef[:, None]
+        self.compile = bool(compile)
+        self._body = torch.compile(self._block, dynamic=False) if compile else self._block
+
+    # ------------------------------------------------------------------ public
+    def work_rows(self, hidden) -> int:
+        """Rows of n-long work arrays one block keeps (gathers, coefficients, monomial factors,
+        features, layers; forward and backward): bytes per centre site / itemsize."""
+        d = self.descriptor
+        slots, C = len(d.slot_field), int(d.n_coefficients)
+        return 2 * (slots + C + len(self.factors) + len(self.term_feature) + d.n_features
+                    + 2 * sum(hidden))
+
+    def default_block(self, hidden, dtype, device) -> int:
+        """Block size: :data:`GPU_BLOCK` on a GPU; on a CPU see :data:`CPU_WORK_BYTES`."""
+        if torch.device(device).type != "cpu":
+            return GPU_BLOCK
+        per_site = self.work_rows(hidden) * torch.finfo(dtype).bits // 8
+        return int(min(4096, max(256, 2 ** round(math.log2(CPU_WORK_BYTES / per_site)))))
+
+    def __call__(self, net, spins: torch.Tensor):
+        """``(E (B,), dE/dS (B, N, 3))`` for spins (B, N, 3); sums of site energies in float64."""
+        B, N = spins.shape[0], self.lattice.N
+        L, nf = self.lattice.L, self.n_fields
+        weights = self._weights(net, spins.dtype)
+        s = spins.detach().reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()  # (B, 3, y, x)
+        table = self._fields(s)                                                   # (B, nf, L, L)
+        table = table.index_select(2, self.y_wrap).reshape(-1)                    # padded, flat
+        g_table = torch.zeros_like(table)
+        s_sites = spins.detach().reshape(B, N, 3)
+        g_sites = torch.zeros_like(s_sites)
+        energy = torch.zeros(B, dtype=torch.float64, device=spins.device)
+        snap = nf * self.L_pad * L
+        block = self.block or min(self.default_block(net.hidden, spins.dtype, spins.device),
+                                  self.max_block or GPU_BLOCK)
+        k = max(1, min(B, block // N)) if N <= block else 1
+        ny = L if N <= block else max(1, block // L)
+        for b0 in range(0, B, k):
+            kb = min(k, B - b0)
+            for y0 in range(0, L, ny):
+                nyb = min(ny, L - y0)
+                rows, span = self._block_rows(kb, nyb)
+                start = b0 * snap + y0 * L
+                src = table[start:start + span]
+                g = src.index_select(0, rows)
+                sites = s_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(-1, 3)
+                length = (sites * sites).sum(-1)[None] - 1.0
+                e, dg, dlength = self._body(g, length, *weights)
+                energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
+                g_table[start:start + len(src)].scatter_add_(0, rows, dg.reshape(-1))
+                g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
+                    2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
+        g_table = g_table.reshape(B, nf, self.L_pad, L)
+        g_fields = torch.zeros(B, nf, L, L, dtype=s.dtype, device=s.device)
+        g_fields.index_add_(2, self.y_wrap, g_table)
+        grad = self._fields_backward(s, g_fields).permute(0, 2, 3, 1).reshape(B, N, 3)
+        return energy, grad + g_sites
+
+    # ------------------------------------------------------------------ pieces
+    def _weights(self, net, dtype):
+        """Weights with the feature standardisation folded into the first layer."""
+        linear = [m for m in net.mlp if isinstance(m, nn.Linear)]
+        F = net.n_features
+        W1 = linear[0].weight.detach().to(dtype)
+        std, mean = net.feature_std.to(dtype), net.feature_mean.to(dtype)
+        W1f = W1[:, :F] / std
+        b1 = linear[0].bias.detach().to(dtype) - W1f @ mean
+        w_len = W1[:, F:] if net.length_channel else torch.zeros_like(W1[:, :1])
+        mats = [W1f.contiguous()] + [m.weight.detach().to(dtype) for m in linear[1:]]
+        biases = [b1[:, None]] + [m.bias.detach().to(dtype)[:, None] for m in linear[1:]]
+        scale = net.energy_scale.detach().to(dtype)
+        shift = net.energy_shift.detach().to(dtype)
+        return (tuple(mats), tuple(biases), w_len.contiguous(), scale, shift, net.activation)
+
+    def _block_rows(self, k: int, ny: int) -> tuple[torch.Tensor, int]:
+        """Flat table positions (slots x sites) of a block of ``k`` snapshots x ``ny`` rows,
+        relative to the block's first site, and the length of table they span."""
+        key = (k, ny)
+        if key not in self._rows:
+            L = self.lattice.L
+            dev = self._slot_field.device
+            y = torch.arange(ny, device=dev).repeat_interleave(L)
+            x = torch.arange(L, device=dev).repeat(ny)
+            one = (self._slot_field[:, None] + (y[None] + self._slot_dy[:, None]) * L
+                   + (x[None] + self._slot_dx[:, None]) % L)                        # (slots, ny*L)
+            snap = self.n_fields * self.L_pad * L
+            rows = one[:, None, :] + snap * torch.arange(k, device=dev)[None, :, None]
+            rows = rows.reshape(-1)
+            self._rows[key] = (rows, int(rows.max()) + 1)
+        return self._rows[key]
+
+    def _block(self, g, length, mats, biases, w_len, scale, shift, activation):
+        """One block: gathered fields g (slots*n,), length channel (1, n) -> e (n,), dg, dlength."""
+        d = self.descriptor
+        n = length.shape[1]
+        n_g = d.orbit_basis.shape[-1]
+        W = d.orbit_basis.to(g.dtype)
+        f = torch.bmm(W, g.reshape(-1, n_g, n)).reshape(-1, n)        # irrep coefficients (C, n)
+        T1, T2, T3 = self.n_terms
+        x = f.index_select(0, self.factors)
+        x1, a2, b2, a3, b3, c3 = torch.split(x, [T1, T2, T2, T3, T3, T3])
+        ab3 = a3 * b3
+        p3 = ab3 * c3 if self._coef3 is None else ab3 * c3 * self._coef3.to(g.dtype)
+        mono = torch.cat([x1, a2 * b2, p3])
+        feat = f.new_zeros(mats[0].shape[1], n).index_add_(0, self.term_feature, mono)
+        # MLP forward, keeping the slopes of the activations.
+        z = torch.addmm(biases[0], mats[0], feat).addmm_(w_len, length)
+        slopes = []
+        for W_k, b_k in zip(mats[1:], biases[1:]):
+            a, slope = _activation_and_slope(activation, z)
+            slopes.append(slope)
+            z = torch.addmm(b_k, W_k, a)
+        e = shift + scale * z[0]
+        # Backward: dE/dz of each layer, down to the features and the length channel.
+        dz = scale.reshape(1, 1)
+        for k in range(len(mats) - 1, 0, -1):
+            dz = slopes[k - 1] * (mats[k].T @ dz)
+        dz = dz.expand(-1, n)                                           # (H_1, n)
+        dfeat = mats[0].T @ dz                                          # (F, n)
+        dlength = w_len.T @ dz                                          # (1, n)
+        dmono = dfeat.index_select(0, self.term_feature)
+        d1, d2, d3 = torch.split(dmono, [T1, T2, T3])
+        if self._coef3 is not None:
+            d3 = d3 * self._coef3.to(g.dtype)
+        d3c = d3 * c3
+        contrib = torch.cat([d1, d2 * b2, d2 * a2, d3c * b3, d3c * a3, d3 * ab3])
+        df = torch.zeros_like(f).index_add_(0, self.factors, contrib)
+        dg = torch.bmm(W.transpose(1, 2), df.reshape(-1, n_g, n))
+        return e, dg, dlength
+
+    def _pad(self, x):
+        """Periodic padding of the last two (y, x) dimensions by the reach R_xy."""
+        return x.index_select(-2, self.xy_wrap).index_select(-1, self.xy_wrap)
+
+    def _fold(self, x):
+        """Adjoint of :meth:`_pad`: add the padding back onto the sites it copies."""
+        L = self.lattice.L
+        rows = x.new_zeros(*x.shape[:-2], L, x.shape[-1]).index_add_(-2, self.xy_wrap, x)
+        return rows.new_zeros(*x.shape[:-2], L, L).index_add_(-1, self.xy_wrap, rows)
+
+    def _view(self, x_pad, d):
+        """``out[..., y, x] = x[..., y + dy, x + dx]`` (periodic) as a view of the padded array."""
+        L, R = self.lattice.L, self.reach_xy
+        return x_pad[..., R + d[1]:R + d[1] + L, R + d[0]:R + d[0] + L]
+
+    def _fields(self, s):
+        """Per-site fields (B, n_fields, L, L) from spins (B, 3, L, L)."""
+        sp = self._pad(s)
+        out = [(s * self._view(sp, d)).sum(1) for d in self.disp]
+        for u, w in self.shapes:
+            cr = torch.linalg.cross(self._view(sp, u), self._view(sp, w), dim=1)
+            out.append((s * cr).sum(1))
+        return torch.stack(out, 1)
+
+    def _fields_backward(self, s, g):
+        """dE/dS (B, 3, L, L) from dE/dfields g (B, n_fields, L, L).
+
+        A field ``phi(x) = S_x . S_{x+d}`` sends ``g(x) S_{x+d}`` to site x and ``g(x) S_x`` to
+        site x + d; the second part is accumulated in a padded array at the shifted view.
+        """
+        sp = self._pad(s)
+        grad = torch.zeros_like(s)
+        gpad = torch.zeros_like(sp)
+        for k, d in enumerate(self.disp):
+            gk = g[:, k:k + 1]
+            grad.addcmul_(gk, self._view(sp, d))
+            self._view(gpad, d).addcmul_(gk, s)
+        for m, (u, w) in enumerate(self.shapes):
+            gk = g[:, len(self.disp) + m:len(self.disp) + m + 1]
+            su, sw = self._view(sp, u), self._view(sp, w)
+            grad.addcmul_(gk, torch.linalg.cross(su, sw, dim=1))
+            self._view(gpad, u).addcmul_(gk, torch.linalg.cross(sw, s, dim=1))
+            self._view(gpad, w).addcmul_(gk, torch.linalg.cross(s, su, dim=1))
+        return grad + self._fold(gpad)

@@ -5,6 +5,8 @@ from . import solve  # noqa: F401  (registers the command)
 from . import generate  # noqa: F401
 from . import train  # noqa: F401
 from . import simulate  # noqa: F401
+from . import analyze  # noqa: F401
+from . import demo  # noqa: F401
 
 
 def main() -> None:

@@ -35,9 +35,12 @@ Construction (docs/descriptor.md has the reasoning and the feature counts):
      of the reference frames of different irreps (and of the chiral sector) relative to each other.
    All are polynomials (degree <= 3) of the coefficients: smooth, no division by norms.
 
-Evaluation is a fixed gather, one batched matrix product per orbit and three scatter-adds of
-products of gathered coefficients, batched over all sites and leading batch dimensions, in the
-dtype and on the device of the input spins.
+Evaluation: a few dozen per-site fields (``S_x . S_{x+delta}`` per bond direction, triangle
+chiralities per shape), one gather of all orbits of all sites, one batched matrix product with the
+per-orbit bases, and three gather / scatter-add passes for the degree 1-3 invariants -- batched over
+all sites and leading batch dimensions, in the dtype and on the device of the input spins.
+Shapes: spins (..., N, 3) -> descriptor (..., N, n_features); spins are dimensionless unit
+vectors, so are all features.
 """
 
 from __future__ import annotations
@@ -81,10 +84,12 @@ class Descriptor(torch.nn.Module):
             raise TypeError(f"lattice must be an itinerant.Lattice, got {type(lattice).__name__}")
         cutoff = float(cutoff)
         if not math.isfinite(cutoff) or cutoff < 1.0:
-            raise ValueError(f"cutoff must be a finite distance >= 1 (nearest neighbours), got {cutoff}")
+            raise ValueError(f"cutoff must be a finite distance >= 1 (nearest neighbours), "
+                             f"got {cutoff}")
         shells = tuple(int(s) for s in bond_shells)
         if any(s < 1 for s in shells) or len(set(shells)) != len(shells):
-            raise ValueError(f"bond_shells must be distinct shell numbers >= 1, got {bond_shells!r}")
+            raise ValueError(f"bond_shells must be distinct shell numbers >= 1, "
+                             f"got {bond_shells!r}")
         if chirality is None:
             chirality = lattice.name == "triangular"
         if not isinstance(chirality, (bool, np.bool_)):
@@ -129,7 +134,8 @@ class Descriptor(torch.nn.Module):
         """Chirality triangles (a, b, c), counter-clockwise, shape (n_triangles, 3)."""
         self.copies = copies
         """Irrep copies: sector, irrep, orbit, radius and ``index`` of the d coefficients."""
-        self.orbits = [{k: v for k, v in orb.items() if k not in ("perm", "signs")} for orb in orbits]
+        self.orbits = [{k: v for k, v in orb.items() if k not in ("perm", "signs")}
+                       for orb in orbits]
         terms, self.feature_info = _invariants(group, copies)
         self.n_features = len(self.feature_info)
         self.n_variables = len(bonds) + len(triangles)
@@ -173,7 +179,8 @@ class Descriptor(torch.nn.Module):
         known = {"cutoff", "bond_shells", "chirality"}
         unknown = set(cfg) - known
         if unknown:
-            raise ValueError(f"unknown descriptor settings {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(f"unknown descriptor settings {sorted(unknown)}; "
+                             f"known: {sorted(known)}")
         if "cutoff" not in cfg:
             raise ValueError("descriptor settings need a 'cutoff'")
         opts = {k: v for k, v in cfg.items() if k != "cutoff"}

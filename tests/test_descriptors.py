@@ -236,6 +236,9 @@ def test_gradient_matches_finite_differences(kind, L, rc, rng):
     sites = [0, 7, 13]
     assert torch.autograd.gradcheck(lambda s: d(s)[sites] @ w, (spins,), eps=1e-6, atol=1e-7)
     assert torch.autograd.gradcheck(d, (spins,), eps=1e-6, atol=1e-7, fast_mode=True)
+    # Field-matching losses differentiate the fields again (create_graph=True).
+    assert torch.autograd.gradgradcheck(lambda s: d(s)[sites] @ w, (spins,), eps=1e-6, atol=1e-6,
+                                        fast_mode=True)
 
 
 def test_batches_dtypes_sites_and_devices(rng):

@@ -13,8 +13,9 @@ Study parameters (DESIGN.md §6): triangular t1 = 1, J = 2, filling 1/4; square 
 filling 0.485; L = 20 makes both fillings integer electron numbers (200 and 388), kT = 0.  The square
 model is also run at fixed chemical potential (the mean mu of near-Neel states at filling 0.485).
 
-    .venv/bin/python benchmarks/locality.py            # 306 solves at L = 20, ~8-10 min CPU
-                                                       # writes docs/figures/locality.png
+    .venv/bin/python benchmarks/locality.py            # 306 solves at L = 20 -> docs/figures/locality.png
+                                                       # ~5 min on an idle 2-core machine (55 min
+                                                       # measured on an overloaded shared one)
     .venv/bin/python benchmarks/locality.py --quick    # small smoke run (L = 8), no plot unless --out
 """
 

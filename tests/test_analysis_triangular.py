@@ -54,6 +54,13 @@ def test_tetrahedral_state_has_uniform_chirality(c):
     assert tr.chirality_abs(tetrahedral(lat, c), lat) == pytest.approx(tr.CHI0)
 
 
+def test_random_spins_mean_absolute_chirality(rng):
+    """Three independent uniform unit vectors: E|a . (b x c)| = E|cos| E|sin| = (1/2)(pi/4)."""
+    lat = it.Lattice.triangular(64)
+    values = [tr.chirality_abs(random_spins(lat.N, rng), lat) for _ in range(4)]
+    assert np.mean(values) == pytest.approx(np.pi / 8, rel=0.01)
+
+
 def test_chirality_under_global_rotations(rng):
     lat = it.Lattice.triangular(8)
     s = random_spins(lat.N, rng)

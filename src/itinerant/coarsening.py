@@ -241,6 +241,12 @@ def aggregate_runs(runs, quantities, length_keys, system_size: float, window=Non
             "fits": fits, "fit_errors": errors, "frames": T}
 
 
+def _fitted_span(t, window) -> tuple[float, float]:
+    """First and last frame time inside a fit window (where a fit line is drawn)."""
+    inside = t[(t >= window[0]) & (t <= window[1]) & (t > 0)]
+    return float(inside.min()), float(inside.max())
+
+
 def plot_lengths(agg: dict, labels: dict, out, title: str = ""):
     """Domain lengths against time on log-log axes with the fits and t^(1/2), t^1 guide lines.
 
@@ -264,17 +270,17 @@ def plot_lengths(agg: dict, labels: dict, out, title: str = ""):
                     color=color, label=label)
         fit = agg["fits"].get(key)
         if fit is not None:
-            tt = np.geomspace(*fit.window, 50)
+            tt = np.geomspace(*_fitted_span(t, fit.window), 50)
             ax.plot(tt, fit.prefactor * tt ** fit.exponent, "-", color=color, lw=2,
-                    label=f"fit: $t^{{{fit.exponent:.2f} \\pm {fit.stderr:.2f}}}$")
+                    label=f"fit: $t^{{{fit.exponent:.3f} \\pm {fit.stderr:.3f}}}$")
     fit = next((f for f in agg["fits"].values() if f is not None), None)
     if fit is not None:
-        t0 = fit.window[0]
+        t0, t1 = _fitted_span(t, fit.window)
         y0 = fit.prefactor * t0 ** fit.exponent
         tt = np.geomspace(t0, t[pos].max(), 50)
         ax.plot(tt, y0 * (tt / t0) ** 0.5, "k--", lw=1, label=r"$t^{1/2}$ (Allen-Cahn)")
         ax.plot(tt, y0 * (tt / t0), "k:", lw=1, label=r"$t^{1}$")
-        ax.axvspan(*fit.window, color="0.9", zorder=0)
+        ax.axvspan(t0, t1, color="0.9", zorder=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("time (1/t1)")

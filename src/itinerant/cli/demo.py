@@ -49,8 +49,8 @@ class Demo:
 
 DEMOS = {
     "triangular": Demo(
-        lattice="triangular", model="triangular-J2-n0.25", L=96, alpha=0.5, dt=0.4, steps=60,
-        frames=30, integrator="heun", dtype="float32",
+        lattice="triangular", model="triangular-J2-n0.25", L=96, alpha=1.0, dt=1.0, steps=400,
+        frames=50, integrator="rk4", dtype="float32",
         observables=("scalar_chirality", "chirality_abs", "tetrahedral_order", "magnetization"),
         analyze=triangular.analyze_cli,
         about="tetrahedral (chiral) order on the triangular lattice, t1 = 1, J = 2, filling 1/4: "

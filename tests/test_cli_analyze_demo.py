@@ -55,6 +55,7 @@ def test_analyze_default_window(tmp_path):
     t = np.array(doc["time"])
     assert doc["window"][0] == t[np.argmax(lengths >= 2)] and "system size" in doc["window_rule"]
     assert doc["window"][1] == t[-1]  # L_C stays below 48/10
+    assert doc["err"]["length_corr"] == [None] * len(t)  # one run: no error bars
 
 
 def _square_trajectory(path):
@@ -153,3 +154,20 @@ def test_demo_with_an_explicit_force_field(tmp_path):
                  force_field=it.ExactSolver(it.SDModel(it.Lattice.square(4), J=2.0, filling=0.5)))
     with pytest.raises(ValueError, match="unknown demo"):
         run_demo("hexagonal", out=tmp_path / "d")
+
+
+def test_demo_settings_order_a_small_lattice_with_the_exact_solver(tmp_path):
+    """The demo's alpha, dt and integrator, with exact fields on 8x8: random spins reach the
+    tetrahedral state (the physics the shipped model stands in for) within 120 steps."""
+    from itinerant.spins import tetrahedral
+
+    lat = it.Lattice.triangular(8)
+    exact = it.ExactSolver(it.SDModel(lat, t=(1.0,), J=2.0, filling=0.25))
+    res = run_demo(out=tmp_path / "d", steps=120, force_field=exact, progress=False, seed=0)
+    traj = it.Trajectory.load(res["trajectory"])
+    assert traj["chirality_abs"][0] < 0.6 * tr.CHI0
+    assert traj["chirality_abs"][-1] > 0.99 * tr.CHI0
+    assert tr.order_magnitude(traj["tetrahedral_order"][-1]) > 0.99
+    E_tet, _ = exact.energy_and_fields(tetrahedral(lat))
+    assert traj.energy[-1] == pytest.approx(E_tet, abs=1e-3 * lat.N)
+    assert np.all(np.diff(traj.energy) < 1e-9)  # damped, kT = 0: the energy never rises

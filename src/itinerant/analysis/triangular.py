@@ -342,9 +342,11 @@ def _write_csv(agg: dict, path: Path) -> Path:
 
 def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
     def fit_dict(fit):
-        return None if fit is None else {"exponent": fit.exponent, "stderr": fit.stderr,
-                                         "prefactor": fit.prefactor, "window": list(fit.window),
-                                         "points": fit.points}
+        if fit is None:
+            return None
+        values = {"exponent": fit.exponent, "stderr": fit.stderr, "prefactor": fit.prefactor}
+        return {**{k: (v if math.isfinite(v) else None) for k, v in values.items()},
+                "window": list(fit.window), "points": fit.points}
 
     doc = {
         "lattice": "triangular", "L": agg["L"], "runs": [r["path"] for r in agg["runs"]],
@@ -365,8 +367,13 @@ def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
         "fits": {k: fit_dict(v) for k, v in agg["fits"].items()},
         "fit_errors": agg["fit_errors"],
         "time": agg["time"].tolist(),
-        "mean": {k: v.tolist() for k, v in agg["mean"].items()},
-        "err": {k: v.tolist() for k, v in agg["err"].items()},
+        "mean": {k: _json_list(v) for k, v in agg["mean"].items()},
+        "err": {k: _json_list(v) for k, v in agg["err"].items()},
     }
-    path.write_text(json.dumps(doc, indent=1, allow_nan=True))
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False))
     return path
+
+
+def _json_list(values) -> list:
+    """Floats for JSON, undefined values (NaN: no domains yet, one run's error) as null."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]

@@ -117,6 +117,8 @@ class FastEvaluator:
         self.factors = torch.cat([d.term1_idx[0], d.term2_idx[0], d.term2_idx[1],
                                   d.term3_idx[0], d.term3_idx[1], d.term3_idx[2]])
         self.term_feature = torch.cat([d.term1_out, d.term2_out, d.term3_out])
+        self._index_parts = (d.term1_idx[0], d.term2_idx, d.term3_idx,
+                             d.term1_out, d.term2_out, d.term3_out)
         self._coef3 = None if d._unit_coef[3] else d.term3_coef[:, None]
         self.compile = bool(compile)
         self._body = torch.compile(self._block, dynamic=False) if compile else self._block
@@ -166,7 +168,7 @@ class FastEvaluator:
                 length = (sites * sites).sum(-1)[None] - 1.0
                 e, dg, dlength = self._body(g, length, *weights)
                 energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
-                g_table[start:start + len(src)].scatter_add_(0, rows, dg.reshape(-1))
+                g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))
                 g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
                     2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
         g_table = g_table.reshape(B, nf, self.L_pad, L)
@@ -220,8 +222,9 @@ class FastEvaluator:
         x1, a2, b2, a3, b3, c3 = torch.split(x, [T1, T2, T2, T3, T3, T3])
         ab3 = a3 * b3
         p3 = ab3 * c3 if self._coef3 is None else ab3 * c3 * self._coef3.to(g.dtype)
-        mono = torch.cat([x1, a2 * b2, p3])
-        feat = f.new_zeros(mats[0].shape[1], n).index_add_(0, self.term_feature, mono)
+        i1, i2, i3, o1, o2, o3 = self._index_parts
+        feat = f.new_zeros(mats[0].shape[1], n).index_add_(0, o1, x1)
+        feat.index_add_(0, o2, a2 * b2).index_add_(0, o3, p3)
         # MLP forward, keeping the slopes of the activations.
         z = torch.addmm(biases[0], mats[0], feat).addmm_(w_len, length)
         slopes = []
@@ -242,8 +245,10 @@ class FastEvaluator:
         if self._coef3 is not None:
             d3 = d3 * self._coef3.to(g.dtype)
         d3c = d3 * c3
-        contrib = torch.cat([d1, d2 * b2, d2 * a2, d3c * b3, d3c * a3, d3 * ab3])
-        df = torch.zeros_like(f).index_add_(0, self.factors, contrib)
+        df = torch.zeros_like(f).index_add_(0, i1, d1)
+        df.index_add_(0, i2[0], d2 * b2).index_add_(0, i2[1], d2 * a2)
+        df.index_add_(0, i3[0], d3c * b3).index_add_(0, i3[1], d3c * a3)
+        df.index_add_(0, i3[2], d3 * ab3)
         dg = torch.bmm(W.transpose(1, 2), df.reshape(-1, n_g, n))
         return e, dg, dlength
 

@@ -7,6 +7,7 @@ from . import train  # noqa: F401
 from . import simulate  # noqa: F401
 from . import analyze  # noqa: F401
 from . import demo  # noqa: F401
+from . import bench  # noqa: F401
 
 
 def main() -> None:

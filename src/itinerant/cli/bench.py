@@ -75,6 +75,8 @@ def plan(solvers, sizes, lattices, dtypes, device, threads, exact_max, kpm_sizes
                         specs.append({"what": "llg", "lattice": kind, "L": L, "dtype": dt,
                                       "model": m, "device": device,
                                       "steps": q.get("llg_steps", llg_steps), **common})
+                        if compile:
+                            specs.append({**specs[-1], "compile": True})
                     if device == "cpu":
                         specs.append({"what": "flops", "lattice": kind, "L": q.get("flops_L", 32),
                                       "dtype": dt, "model": m, **common})
@@ -117,7 +119,8 @@ def tables(result: dict):
                   "CPU ms/step", "steps/s", "ms/eval", "load"):
             t.add_column(c)
         for r in llg:
-            t.add_row(r["model"], r["lattice"], str(r["L"]), r["dtype"], str(r["threads"]),
+            t.add_row(r["model"] + (" (compiled)" if r.get("compile") else ""), r["lattice"],
+                      str(r["L"]), r["dtype"], str(r["threads"]),
                       r["integrator"], _fmt(r["evals_per_step"]), _fmt(r["ms_per_step"]),
                       _fmt(r["cpu_ms_per_step"]), _fmt(r["steps_per_s"]), _fmt(r["ms_per_eval"]),
                       _fmt(r["load"], 2))

@@ -68,8 +68,9 @@ class MLForceField:
         (:mod:`itinerant.models.fastpath`: same numbers to rounding, time and memory linear in N);
         ``False`` uses autograd through the descriptor and network.
     compile:
-        Wrap the fast path's per-block computation in ``torch.compile`` (about 1.5x faster on a
-        CPU after a compilation of tens of seconds per lattice size; docs/performance.md).
+        Wrap the fast path's per-block computation in ``torch.compile`` (compiles for seconds to
+        tens of seconds per block shape; measured 1.6x faster on one CPU thread, not faster with
+        two threads on a shared machine: docs/performance.md).
     """
 
     name = "ml"

@@ -74,17 +74,20 @@ def test_gemm_flops_match_the_flop_counter():
 
 
 def test_targets_from_rows():
-    def ff(solver, L, ms, dtype="float64"):
+    def ff(solver, L, ms, compile=False):
         return {"what": "force_field", "solver": solver, "lattice": "square", "L": L, "ms": ms,
-                "dtype": dtype, "model": "default" if solver == "ml" else None}
+                "dtype": "float64", "model": "default" if solver == "ml" else None, "threads": 2,
+                "compile": compile}
 
     rows = [ff("exact", 30, 9000.0), ff("ml", 30, 3.0), ff("ml", 128, 50.0), ff("ml", 512, 850.0),
+            ff("ml", 128, 40.0, True), ff("ml", 512, 400.0, True),
             {"what": "llg", "lattice": "square", "model": "default", "dtype": "float64", "L": 256,
-             "ms_per_step": 700.0}]
+             "ms_per_step": 700.0, "threads": 2}]
     t = bench.targets(rows)
-    assert t["ml_vs_exact_30"] == {"square/default/float64": 3000.0}
-    assert t["growth_128_to_512"] == {"square/default/float64": 17.0}
-    assert t["llg_step_256_s"] == {"square/default/float64": 0.7}
+    key = "square/default/float64/2 threads"
+    assert t["ml_vs_exact_30"] == {key: 3000.0}
+    assert t["growth_128_to_512"] == {key: 17.0, key + " compiled": 10.0}
+    assert t["llg_step_256_s"] == {key: 0.7}
 
 
 def test_best_time_and_peak_memory():

@@ -1,4 +1,4 @@
-"""Benchmarks: how fast the force fields are, how close the learned one gets to the machine's limits.
+"""Benchmarks: how fast the force fields are; how close the learned one gets to the machine's limit.
 
 Every measurement is a function that returns a *row* (a dict of JSON-able values); ``itinerant
 bench`` (:mod:`itinerant.cli.bench`) runs them, prints a table and writes JSON with
@@ -22,7 +22,8 @@ of ``ru_maxrss`` (meaningful in a fresh process: :func:`run_isolated`).  On a GP
 
 Timings on a shared machine are noisy: rows record the load average, and the best of k is used.
 
-    python -m itinerant.bench '{"what": "force_field", "solver": "ml", "lattice": "square", "L": 64}'
+    python -m itinerant.bench '{"what": "force_field", "solver": "ml", "lattice": "square",
+                                "L": 64}'
 
 runs one row in this process and prints it as JSON (used by :func:`run_isolated`).
 """
@@ -32,10 +33,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -72,7 +71,8 @@ def machine_info() -> dict:
         usable = os.cpu_count()
     info = {
         "cpu_model": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
-        "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "parallel_backend": next((ln.split(":", 1)[1].strip() for ln in
                                   torch.__config__.parallel_info().splitlines()
@@ -169,6 +169,8 @@ def peak_memory(fn, device="cpu") -> tuple[float, str]:
         before = _status_kb("VmRSS")
         fn()
         return (_status_kb("VmHWM") - before) / 1024, "vmhwm"
+    import resource  # POSIX only
+
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -478,10 +480,16 @@ def targets(rows: list[dict]) -> dict:
     """
     ff = [r for r in rows if r.get("what") == "force_field"]
 
-    def find(solver, kind, L, dtype=None, model="default"):
+    def key(r):
+        return (f"{r['lattice']}/{r['model']}/{r['dtype']}/{r.get('threads')} threads"
+                + (" compiled" if r.get("compile") else ""))
+
+    def find(solver, like, L):
         for r in ff:
-            if (r["solver"], r["lattice"], r["L"]) == (solver, kind, L) and (
-                    solver != "ml" or (r["dtype"] == dtype and r["model"] == model)):
+            if r["solver"] == solver and r["L"] == L and r["lattice"] == like["lattice"] and (
+                    r.get("threads") == like.get("threads")) and (solver != "ml" or (
+                    r["dtype"], r["model"], r.get("compile")) == (
+                    like["dtype"], like["model"], like.get("compile"))):
                 return r
         return None
 
@@ -489,23 +497,21 @@ def targets(rows: list[dict]) -> dict:
     for r in ff:
         if r["solver"] != "ml":
             continue
-        key = f"{r['lattice']}/{r['model']}/{r['dtype']}"
-        ex = find("exact", r["lattice"], 30)
+        ex = find("exact", r, 30)
         if r["L"] == 30 and ex:
-            out["ml_vs_exact_30"][key] = ex["ms"] / r["ms"]
-        a, b = (find("ml", r["lattice"], n, r["dtype"], r["model"]) for n in (128, 512))
-        if r["L"] == 512 and a and b:
-            out["growth_128_to_512"][key] = b["ms"] / a["ms"]
+            out["ml_vs_exact_30"][key(r)] = ex["ms"] / r["ms"]
+        a = find("ml", r, 128)
+        if r["L"] == 512 and a:
+            out["growth_128_to_512"][key(r)] = r["ms"] / a["ms"]
     for r in rows:
         if r.get("what") == "llg" and r["L"] == 256:
-            out["llg_step_256_s"][f"{r['lattice']}/{r['model']}/{r['dtype']}"] = (
-                r["ms_per_step"] / 1e3)
+            out["llg_step_256_s"][key(r)] = r["ms_per_step"] / 1e3
     return out
 
 
 def roofline(rows: list[dict]) -> list[dict]:
-    """For every ML force-field row: achieved FLOP/s and bytes/s against the machine's measured
-    matmul peak (same dtype, threads, device) and copy bandwidth.
+    """For every (eager) ML force-field row: achieved FLOP/s and bytes/s against the machine's
+    measured matmul peak (same dtype, threads, device) and copy bandwidth.
 
     ``gflops`` = (GEMM + element-wise) FLOPs per site x site-evaluations per second;
     ``gbytes_per_s`` = traced bytes per site x sites per second, an upper bound on the memory
@@ -517,8 +523,8 @@ def roofline(rows: list[dict]) -> list[dict]:
              if r.get("what") == "peak"}
     out = []
     for r in rows:
-        if r.get("what") != "force_field" or r["solver"] != "ml":
-            continue
+        if r.get("what") != "force_field" or r["solver"] != "ml" or r.get("compile"):
+            continue  # the traced counts are those of the eager fast path
         f = flops.get((r["lattice"], r["model"], r["dtype"]))
         if f is None:
             continue
@@ -529,7 +535,8 @@ def roofline(rows: list[dict]) -> list[dict]:
         out.append({"lattice": r["lattice"], "model": r["model"], "L": r["L"], "dtype": r["dtype"],
                     "threads": r["threads"], "device": r["device"],
                     "flops_per_site": f["flops_per_site"], "bytes_per_site": f["bytes_per_site"],
-                    "gflops": gflops, "fraction_of_matmul_peak": gflops / mm["gflops"] if mm else None,
+                    "gflops": gflops,
+                    "fraction_of_matmul_peak": gflops / mm["gflops"] if mm else None,
                     "gbytes_per_s": gbytes,
                     "fraction_of_copy_bandwidth": gbytes / bw["gb_per_s"] if bw else None})
     return out

@@ -104,7 +104,8 @@ def tables(result: dict):
     t = Table(title=f"force fields: {m['cpu_model']}, {m['usable_cpus']} CPUs, torch {m['torch']}")
     for c in ("solver", "model", "lattice", "L", "N", "dtype", "thr", "ms/call", "CPU ms",
               "site-evals/s", "peak MiB", "load"):
-        t.add_column(c, justify="right" if c not in ("solver", "model", "lattice", "dtype") else "left")
+        left = c in ("solver", "model", "lattice", "dtype")
+        t.add_column(c, justify="left" if left else "right")
     for r in rows:
         if r["what"] == "force_field":
             t.add_row(r["solver"] + (" (compiled)" if r.get("compile") else ""), r["model"] or "",
@@ -133,7 +134,8 @@ def tables(result: dict):
         t.add_column("value")
         for r in peaks:
             if r["kind"] == "matmul":
-                t.add_row(f"matmul {r['n']}^2 {r['dtype']}, {r['threads']} thr", f"{r['gflops']:.1f} GFLOP/s")
+                t.add_row(f"matmul {r['n']}^2 {r['dtype']}, {r['threads']} thr",
+                          f"{r['gflops']:.1f} GFLOP/s")
             else:
                 t.add_row(f"copy {r['mib']} MiB, {r['threads']} thr", f"{r['gb_per_s']:.1f} GB/s")
         for r in flops:
@@ -272,7 +274,9 @@ def _summary(r: dict) -> str:
     if r["what"] == "llg":
         return f"{r['ms_per_step']:.4g} ms/step ({r['evals_per_step']:g} evaluations)"
     if r["what"] == "peak":
-        return f"{r['gflops']:.1f} GFLOP/s" if r["kind"] == "matmul" else f"{r['gb_per_s']:.1f} GB/s"
+        if r["kind"] == "matmul":
+            return f"{r['gflops']:.1f} GFLOP/s"
+        return f"{r['gb_per_s']:.1f} GB/s"
     if r["what"] == "flops":
         return f"{r['flops_per_site']:.0f} FLOP/site, {r['bytes_per_site']:.0f} B/site"
     return f"float32 fields rel. RMS {r['fields_rel_rms_float32']:.2g}"

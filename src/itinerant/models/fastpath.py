@@ -3,16 +3,17 @@
 The same numbers as :func:`itinerant.models.network.energy_and_fields` (to rounding), without
 autograd and in time and memory linear in N:
 
-1. Per-site fields (bond products ``S_x . S_{x+d}`` and triangle chiralities) for the whole lattice,
-   computed with ``torch.roll`` on the L x L grid, stored field-major and padded periodically in y by
-   the neighbourhood's reach ``R``, so that the gather indices of a block of whole lattice rows are
-   the same for every block up to a constant offset (one precomputed index per block shape).
+1. Per-site fields (bond products ``S_x . S_{x+d}`` and triangle chiralities) for the whole
+   lattice, from shifted views of the periodically padded spin grid; stored field-major and padded
+   periodically in y by the neighbourhood's reach ``R``, so that the gather indices of a block of
+   whole lattice rows are the same for every block up to a constant offset (one precomputed index
+   per block shape).
 2. Blocks of centre sites (whole lattice rows, or whole snapshots of a stack): a 1D gather of the
    neighbourhood's fields, one batched product with the orbit bases (irrep coefficients), a gather
-   of the monomial factors, a scatter-add into the features, and the MLP with the feature
+   of the monomial factors, scatter-adds into the features (one per degree), and the MLP with the feature
    standardisation folded into its first layer.
 3. The backward pass written out (the network's weights are constants): the MLP's chain rule, the
-   monomials' product rule, one scatter-add into the coefficients, the transposed orbit bases, one
+   monomials' product rule, scatter-adds into the coefficients, the transposed orbit bases, one
    1D scatter-add into the field table, and the fields' derivatives with rolls.
 
 Everything is "quantities x sites": (rows, n) tensors whose rows are contiguous over the block's n

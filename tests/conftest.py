@@ -8,7 +8,7 @@ def rng():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
+def one_thread():
     """Small dense solves are fastest on one thread (and immune to a busy machine)."""
     import torch
 

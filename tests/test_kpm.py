@@ -15,15 +15,6 @@ from itinerant.electrons.kpm import probing_colours, spectral_half_width
 from itinerant.spins import random_rotation, random_spins
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small sparse products: one thread avoids OpenMP oversubscription on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(kind="triangular", L=6, J=2.0, **ens):
     ens = ens or dict(mu=-1.0, kT=0.1)
     return it.SDModel(it.Lattice.from_name(kind, L), J=J, **ens)

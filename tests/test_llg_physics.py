@@ -3,21 +3,11 @@ the Langevin function for independent spins, and Metropolis Monte Carlo for a He
 
 import numpy as np
 import pytest
-import torch
 
 import itinerant as it
 from itinerant.forcefields import Heisenberg, Zeeman
 from itinerant.observables import staggered_magnetization
 from itinerant.spins import neel, random_spins
-
-
-@pytest.fixture
-def one_thread():
-    """Small eigenproblems are fastest (and not slowed by busy cores) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_exact_llg_relaxes_half_filled_square_lattice_toward_neel(one_thread):

@@ -4,7 +4,6 @@ values, seeds, the step API, analytic force fields, initial states and observabl
 import h5py
 import numpy as np
 import pytest
-import torch
 
 import itinerant as it
 from itinerant.dynamics import NonFiniteError, checkpoint_path, initial_state, noise_variance
@@ -12,15 +11,6 @@ from itinerant.forcefields import Heisenberg, Zeeman, build_force_field
 from itinerant.io import read_model
 from itinerant.observables import recorders, scalar_chirality, staggered_magnetization, triangles
 from itinerant.spins import neel, random_spins, tetrahedral
-
-
-@pytest.fixture
-def one_thread():
-    """Small torch problems run fastest, and unhurt by busy cores, on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import itinerant as it
@@ -50,15 +49,6 @@ seed = 5
 file = "out.h5"
 observables = ["magnetization", "staggered_magnetization"]
 """
-
-
-@pytest.fixture
-def one_thread():
-    """Small torch problems run fastest, and unhurt by busy cores, on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def write(tmp_path, text, name="run.toml"):

@@ -21,6 +21,7 @@ from ..model import SDModel
 from ..spins import check_spins
 from .hamiltonian import hopping_matrix, onsite_blocks, spin_expectation
 from .occupation import occupy
+from .solver import ElectronSolver
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ElectronState:
     levels: np.ndarray
 
 
-class ExactSolver:
+class ExactSolver(ElectronSolver):
     """Exact-diagonalisation force field for an :class:`~itinerant.SDModel`.
 
     Parameters
@@ -75,15 +76,6 @@ class ExactSolver:
         return {"solver": self.name}
 
     # ------------------------------------------------------------------ public API
-    def energy_and_fields(self, spins, normalize: bool = False):
-        """Energy and exchange fields.
-
-        ``spins`` (N, 3) gives ``(float, ndarray (N, 3))``; a stack (M, N, 3) gives
-        ``(ndarray (M,), ndarray (M, N, 3))``.
-        """
-        st = self.solve(spins, normalize=normalize)
-        return st.energy, st.fields
-
     def solve(self, spins, normalize: bool = False) -> ElectronState:
         """Full electronic state (energy, fields, densities, mu, levels); see :class:`ElectronState`."""
         s = check_spins(spins, self.lattice.N, normalize=normalize, batched=True)
@@ -95,10 +87,6 @@ class ExactSolver:
         if single:
             out = {k: (v[0].item() if v.ndim == 1 else v[0]) for k, v in out.items()}
         return ElectronState(**out)
-
-    def density(self, spins, normalize: bool = False) -> np.ndarray:
-        """Local electron density n_i, shape (N,) (or (M, N) for a stack)."""
-        return self.solve(spins, normalize=normalize).density
 
     # ------------------------------------------------------------------ kernel
     def _solve_batch(self, spins: np.ndarray) -> dict:

@@ -51,6 +51,7 @@ from ..model import SDModel
 from ..spins import check_spins
 from .chebyshev import KERNELS, FermiSeries, jackson_resolution
 from .hamiltonian import hopping_matrix, onsite_blocks, spin_expectation
+from .solver import ElectronSolver
 
 ESTIMATORS = ("probing", "random", "exact")
 SPECTRAL_MARGIN = 0.01
@@ -130,7 +131,7 @@ def _shortest_vector(u: np.ndarray, v: np.ndarray, metric: np.ndarray) -> float:
         v = v - k * u
 
 
-class KPMSolver:
+class KPMSolver(ElectronSolver):
     """Kernel-polynomial force field for an :class:`~itinerant.SDModel`.
 
     Parameters
@@ -252,15 +253,6 @@ class KPMSolver:
         return s
 
     # ------------------------------------------------------------------ public API
-    def energy_and_fields(self, spins, normalize: bool = False):
-        """Energy and exchange fields.
-
-        ``spins`` (N, 3) gives ``(float, ndarray (N, 3))``; a stack (M, N, 3) gives
-        ``(ndarray (M,), ndarray (M, N, 3))``.
-        """
-        st = self.solve(spins, normalize=normalize)
-        return st.energy, st.fields
-
     def solve(self, spins, normalize: bool = False) -> KPMState:
         """Energy, fields, densities, mu and moments; see :class:`KPMState`."""
         s = check_spins(spins, self.lattice.N, normalize=normalize, batched=True)
@@ -269,9 +261,6 @@ class KPMSolver:
         parts = [self._solve_one(x) for x in s]
         return KPMState(**{k: np.stack([p[k] for p in parts]) for k in parts[0]})
 
-    def density(self, spins, normalize: bool = False) -> np.ndarray:
-        """Local electron density n_i, shape (N,) (or (M, N) for a stack)."""
-        return self.solve(spins, normalize=normalize).density
 
     # ------------------------------------------------------------------ Hamiltonian
     def _build_pattern(self) -> None:

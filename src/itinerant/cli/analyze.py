@@ -2,21 +2,29 @@
 
 The trajectories' ``lattice`` attribute selects the analysis (:data:`ANALYSES`); several files are
 independent runs of one lattice size, averaged with error bars.  Each analysis is a function
-``analyze_cli(paths, out, window=None, level=0.5, ising=False, every=1) -> {"files", "report"}`` that
-writes its PNG figures and its L(t) table (CSV and JSON) into ``out``.
+``analyze_cli(paths, out, window=None, level=0.5, ising=False, every=1, ...) -> {"files", "report"}``
+that writes its PNG figures and its tables (CSV and JSON) into ``out``:
+
+* ``triangular``: chirality domains and their growth L(t) (:mod:`itinerant.analysis.triangular`);
+* ``square``: ferromagnetic clusters in the Neel background, staggered order, nearest-neighbour
+  correlations (:mod:`itinerant.analysis.square`); ``--threshold`` sets the FM-bond threshold.
+
+An option that the selected analysis does not take (``--threshold`` for triangular trajectories) is
+an error, not silently ignored.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
 
-from ..analysis import triangular
+from ..analysis import square, triangular
 from ..analysis.triangular import read_lattice
 from .app import app, console, run_guarded
 
-ANALYSES = {"triangular": triangular.analyze_cli}
+ANALYSES = {"triangular": triangular.analyze_cli, "square": square.analyze_cli}
 """Analysis of each lattice kind, by the trajectory file's ``lattice`` attribute."""
 
 
@@ -42,7 +50,13 @@ def analyze_files(paths, out, window=None, **options) -> dict:
         if not 0 <= lo < hi:
             raise ValueError(f"--window needs 0 <= t_min < t_max, got {lo:g} {hi:g}")
         window = (lo, hi)
-    return ANALYSES[name](paths, Path(out), window=window, **options)
+    analysis = ANALYSES[name]
+    accepted = inspect.signature(analysis).parameters
+    foreign = [k for k in options if k not in accepted]
+    if foreign:
+        raise ValueError(f"option(s) {', '.join('--' + k for k in foreign)} do not apply to "
+                         f"{name}-lattice trajectories")
+    return analysis(paths, Path(out), window=window, **options)
 
 
 @app.command()
@@ -50,17 +64,22 @@ def analyze(
     trajectories: list[Path] = typer.Argument(..., help="Trajectory HDF5 files (independent runs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the figures and tables."),
     window: tuple[float, float] = typer.Option(
-        None, "--window", help="Fit window t_min t_max of the coarsening exponent (default: from "
-                               "domain size 2 to a tenth of the system size)."),
+        None, "--window", help="Fit window t_min t_max of the coarsening exponent (triangular "
+                               "default: from domain size 2 to a tenth of the system size; square: "
+                               "the cluster radius, fitted only when a window is given)."),
     level: float = typer.Option(0.5, "--level", help="Correlation level that defines L_C."),
     ising: bool = typer.Option(False, "--ising", help="Correlate sign(chirality) instead of chirality."),
     every: int = typer.Option(1, "--every", help="Analyse every n-th frame (the last one always)."),
+    threshold: float = typer.Option(
+        None, "--threshold", help="Square lattice: a bond is ferromagnetic when S_i.S_j > THRESHOLD "
+                                  "(default 0)."),
 ) -> None:
     """Order parameters, structure factor and domain size L(t) of trajectories; PNGs, CSV, JSON."""
 
     def _run():
+        options = {} if threshold is None else {"threshold": threshold}
         summary = analyze_files(trajectories, out, window=window, level=level, ising=ising,
-                                every=every)
+                                every=every, **options)
         for line in summary["report"]:
             console.print(line, highlight=False)
         console.print(f"wrote {', '.join(str(f) for f in summary['files'])}", highlight=False)

@@ -69,8 +69,9 @@ def _square_trajectory(path):
 
 def test_analyze_errors(tmp_path):
     sq = _square_trajectory(tmp_path / "sq.h5")
-    res = runner.invoke(app, ["analyze", str(sq), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "no analysis for square-lattice trajectories" in res.output
+    res = runner.invoke(app, ["analyze", str(sq), "-o", str(tmp_path / "sq")])
+    assert res.exit_code == 0, res.output
+    assert {"observables.csv", "analysis.json"} <= {p.name for p in (tmp_path / "sq").iterdir()}
     a = write_stripe_trajectory(tmp_path / "a.h5", L=24, domains=(4, 2))
     b = write_stripe_trajectory(tmp_path / "b.h5", L=48, domains=(8, 4))
     res = runner.invoke(app, ["analyze", str(a), str(b), "-o", str(tmp_path / "o")])
@@ -79,7 +80,7 @@ def test_analyze_errors(tmp_path):
     assert res.exit_code == 2 and "no trajectory file" in res.output
     res = runner.invoke(app, ["analyze", str(a), "-o", str(tmp_path / "o"), "--window", "10", "5"])
     assert res.exit_code == 2 and "t_min < t_max" in res.output
-    assert set(analyze_mod.ANALYSES) == {"triangular"}
+    assert set(analyze_mod.ANALYSES) == {"triangular", "square"}
 
 
 # ---------------------------------------------------------------------- demo

@@ -195,7 +195,7 @@ class ExactSolver(ElectronSolver):
             mu_t = mu_c[:, None] + torch.as_tensor(np.asarray(offsets, dtype=np.float64),
                                                    device=e.device)[None]
         else:
-            mu_t = torch.as_tensor(mu, dtype=torch.float64, device=e.device)
+            mu_t = torch.tensor(np.asarray(mu), dtype=torch.float64, device=e.device)
         f = fermi(e[:, None, :], mu_t[..., None], m.kT)                       # (B, K, 2N)
         omega = grand_potential(e[:, None, :], mu_t[..., None], m.kT)          # (B, K)
         spin_density, density = self._site_blocks(U, f)
@@ -219,7 +219,7 @@ def _mu_table(mu, offsets, n_configs: int, single: bool) -> np.ndarray | None:
             raise ValueError(f"offsets must be a non-empty list (K,), got shape {values.shape}")
         return None
     if values.ndim == 1 and len(values):
-        return np.broadcast_to(values, (n_configs, len(values)))
+        return np.array(np.broadcast_to(values, (n_configs, len(values))))
     if values.ndim == 2 and not single and values.shape[0] == n_configs and values.shape[1]:
         return values
     want = "(K,)" if single else f"(K,) or ({n_configs}, K)"

@@ -112,7 +112,7 @@ def solve_chemical_potential(count: Callable, target: float, guess: float, bound
         x = (a * fb - b * fa) / (fb - fa)
         if not (min(a, b) < x < max(a, b)):
             x = 0.5 * (a + b)
-        if x in (a, b):
+        if x in (a, b) or abs(b - a) <= 1e-14 * max(1.0, abs(a), abs(b)):
             break
         fx, px = f(x)
         if abs(fx) <= tol:

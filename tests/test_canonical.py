@@ -262,6 +262,18 @@ def test_trained_model_metrics_and_metadata(trained):
     assert ff.ensemble == {"filling": MODEL.filling} and ff.model == MODEL
     history = json.loads((out / "history.json").read_text())
     assert "val_density_rmse" in history[-1]
+    # The trained mu range is part of the model's identity: editing it is caught.
+    from itinerant.models import ModelFileError
+
+    copy = out.parent / "edited"
+    copy.mkdir()
+    for name in ("model.safetensors", "metadata.json"):
+        (copy / name).write_bytes((out / name).read_bytes())
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["network"]["mu_range"] = [lo - 1.0, hi]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="metadata was edited"):
+        MLForceField.load(copy)
 
 
 def _tangent_fd(ff, s, rng, eps=1e-5):
@@ -479,3 +491,23 @@ def test_labels_table_validation(tmp_path):
     rows = run_task(run.tasks[0], run.cfg, threads=1)["rows"]
     np.testing.assert_array_equal(rows["mu"], [-5.4, -5.2])
     np.testing.assert_array_equal(rows["canonical_mu"], [-5.3, -5.3])
+
+
+def test_command_line(generated, tmp_path):
+    from typer.testing import CliRunner
+
+    from itinerant.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", str(generated / "run.toml"), "--out",
+                              str(tmp_path / "x.h5"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "train.toml"
+    run.write_text(f'[data]\nfiles = ["{generated / "data.h5"}"]\n[descriptor]\ncutoff = 2.0\n'
+                   '[network]\nhidden = [8]\n[training]\nepochs = 2\ndensity_weight = 0.5\n'
+                   '[output]\ndirectory = "out"\n')
+    res = runner.invoke(app, ["train", str(run), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "density MAE" in " ".join(res.output.split())
+    assert MLForceField.load(tmp_path / "out").mu_conditioned
+    assert (tmp_path / "out" / "parity.png").is_file()

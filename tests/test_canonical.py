@@ -208,6 +208,7 @@ def test_generated_rows_are_exact_labels_at_each_mu(generated):
         st = exact.solve(spins[zero[:4]])
         np.testing.assert_allclose(h5["energy"][zero[:4]] + st.mu * N_E, st.energy, atol=1e-9)
         np.testing.assert_allclose(h5["density"][zero[:4]].sum(-1), N_E, atol=1e-9)
+        np.testing.assert_allclose(h5["fields"][zero[:4]], st.fields, atol=1e-10)
 
 
 def test_resume_with_labels_equals_a_straight_run(generated, tmp_path):

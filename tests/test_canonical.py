@@ -503,6 +503,10 @@ def test_command_line(generated, tmp_path):
     res = runner.invoke(app, ["generate", str(generated / "run.toml"), "--out",
                               str(tmp_path / "x.h5"), "--dry-run"])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["generate", str(generated / "run.toml"), "--out",
+                              str(generated / "data.h5"), "--workers", "0"])  # complete: resumes
+    assert res.exit_code == 0, res.output
+    assert "160 rows (32 snapshots x 5 chemical potentials)" in " ".join(res.output.split())
     run = tmp_path / "train.toml"
     run.write_text(f'[data]\nfiles = ["{generated / "data.h5"}"]\n[descriptor]\ncutoff = 2.0\n'
                    '[network]\nhidden = [8]\n[training]\nepochs = 2\ndensity_weight = 0.5\n'

@@ -303,10 +303,11 @@ class Summary:
     path: Path
     tasks: int            # tasks of the run
     ran: int              # tasks run by this call (the rest were already in the file)
-    rows: int             # snapshots in the file
+    rows: int             # rows in the file (snapshots x chemical potentials of [labels])
     complete: bool
     wall_seconds: float
     task_seconds: float   # summed compute time of the tasks run: core-seconds with 1 thread/task
+    mu_count: int = 1     # chemical potentials per snapshot ([labels]); 1 without
 
 
 def file_attrs(run: Run, solver) -> dict:
@@ -355,7 +356,7 @@ def generate(run_file, out, *, workers: int | None = None, scheduler: str | None
         complete = data.finish()
         rows = data.floats.h5["energy"].shape[0]
     return Summary(Path(out), len(run.tasks), ran, rows, complete, time.perf_counter() - start,
-                   task_seconds)
+                   task_seconds, mu_count(run.cfg))
 
 
 def _execute(tasks: list[Task], cfg: dict, client, threads: int = 1):

@@ -513,7 +513,12 @@ class MLForceField:
         return (s[None] if single else s), lat, single
 
     def __repr__(self) -> str:
-        return (f"MLForceField({_describe(self.parameters)}, cutoff={self.cutoff}, "
+        p = self.parameters
+        if self.mu_conditioned:
+            p = {**{k: v for k, v in p.items() if k not in ("filling", "mu")}, **self.ensemble}
+        mu = (f", mu-conditioned on [{self.mu_range[0]:.6g}, {self.mu_range[1]:.6g}]"
+              if self.mu_conditioned else "")
+        return (f"MLForceField({_describe(p)}{mu}, cutoff={self.cutoff}, "
                 f"lattice={self.lattice!r}, dtype={str(self.dtype).removeprefix('torch.')})")
 
 

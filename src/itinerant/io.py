@@ -3,8 +3,8 @@
 A data file holds ``spins`` (M, N, 3), ``fields`` (M, N, 3), ``energy`` (M,) (data labelled at
 several chemical potentials also ``mu`` (M,), the energy then being the grand potential at that
 mu; docs/generate.md) and root attributes that rebuild the model (``lattice``, ``L``, ``t``,
-``J``, ``filling`` | ``mu``, ``kT``), the solver settings and the package version.  Trajectories hold ``spins`` (frames, N, 3), ``time``, ``energy``
-and the integrator settings.  Rows are appended and flushed as they are produced, so a killed run
+``J``, ``filling`` | ``mu``, ``kT``), the solver settings and the package version.  Trajectories
+hold ``spins`` (frames, N, 3), ``time``, ``energy`` and the integrator settings.  Rows are appended and flushed as they are produced, so a killed run
 keeps everything written before the kill.
 """
 

@@ -291,7 +291,8 @@ def estimate(run: Run, repeats: int = 2) -> dict:
         torch.set_num_threads(before)
     per = float(np.median(times))
     calls = solver_calls(run)
-    return {"tasks": len(run.tasks), "snapshots": run.n_snapshots, "rows": run.n_rows, "solves": calls,
+    return {"tasks": len(run.tasks), "snapshots": run.n_snapshots, "rows": run.n_rows,
+            "solves": calls,
             "seconds_per_solve": per, "core_hours": calls * per / 3600}
 
 

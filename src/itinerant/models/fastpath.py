@@ -179,7 +179,8 @@ class FastEvaluator:
                 g = src.index_select(0, rows)
                 sites = s_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(-1, 3)
                 length = (sites * sites).sum(-1)[None] - 1.0
-                mu_row = None if mu is None else mu_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(1, -1)
+                mu_row = (None if mu is None
+                          else mu_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(1, -1))
                 e, dg, dlength, dmu = self._body(g, length, mu_row, *weights)
                 energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
                 g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))

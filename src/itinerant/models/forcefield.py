@@ -36,7 +36,7 @@ from ..model import SDModel
 from ..spins import check_spins
 from . import fastpath, files
 from .fastpath import FastEvaluator
-from .canonical import ChemicalPotentialError, solve_chemical_potential  # noqa: F401
+from .canonical import solve_chemical_potential
 from .files import ModelFileError, model_parameters, parameter_differences
 from .network import SiteEnergyNet, energy_and_fields, site_energies
 
@@ -359,20 +359,17 @@ class MLForceField:
         return eps.sum(-1).item() if eps.ndim == 1 else eps.sum(-1)
 
     def site_energies(self, spins, normalize: bool = False) -> np.ndarray:
-        """Local energies eps_i, shape (N,) or (M, N); they sum to the energy.
-
-        Mu-conditioned models: the grand-potential densities eps_i(S, mu) at the ensemble's mu (mu*
-        at fixed filling); they sum to Omega(S, mu).
-        """
+        """Local energies eps_i, shape (N,) or (M, N); they sum to the energy -- for a
+        mu-conditioned model, the grand-potential densities eps_i(S, mu) at the ensemble's mu (mu*
+        at fixed filling), which sum to Omega(S, mu)."""
         mu = None
         if self.mu_conditioned:
             mu = np.atleast_1d(self._ensemble_state(spins, normalize)["mu"])
         s, lat, single = self._prepare(spins, normalize)
         desc = self.descriptor(lat)
         out = []
-        per = max(1, min(self.max_batch, self.max_sites // lat.N))
         with torch.no_grad():
-            for k0, x in zip(range(0, len(s), per), self._batches(s, lat)):
+            for k0, x in zip(range(0, len(s), self._batch_size(lat)), self._batches(s, lat)):
                 m = None if mu is None else self._site_mu(mu[k0:k0 + len(x)], lat)
                 if lat.N <= self.max_sites:
                     parts = [site_energies(self.net, desc, x, mu=m)]
@@ -453,9 +450,8 @@ class MLForceField:
         return as_np(e), as_np(f), as_np(n)
 
     def _evaluate_stack(self, s: np.ndarray, lat: Lattice, mu: np.ndarray):
-        per = max(1, min(self.max_batch, self.max_sites // lat.N))
         parts = [self._evaluate(x, lat, mu[k:k + len(x)])
-                 for k, x in zip(range(0, len(s), per), self._batches(s, lat))]
+                 for k, x in zip(range(0, len(s), self._batch_size(lat)), self._batches(s, lat))]
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
     def _ensemble_state(self, spins, normalize: bool) -> dict:
@@ -497,9 +493,12 @@ class MLForceField:
         self._warm[lat.L] = (mu, slope)
         return (mu, *out)
 
+    def _batch_size(self, lat: Lattice) -> int:
+        return max(1, min(self.max_batch, self.max_sites // lat.N))
+
     def _batches(self, s: np.ndarray, lat: Lattice):
         """Snapshots as tensors, as many at a time as ``max_batch`` and ``max_sites`` allow."""
-        per = max(1, min(self.max_batch, self.max_sites // lat.N))
+        per = self._batch_size(lat)
         for k in range(0, len(s), per):
             yield torch.as_tensor(s[k:k + per], dtype=self.dtype, device=self.device)
 

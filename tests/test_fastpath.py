@@ -99,3 +99,35 @@ def test_bad_block_is_refused():
     for bad in (0, -3, 2.5):
         with pytest.raises(ValueError, match="block"):
             FastEvaluator(desc, bad)
+
+
+@pytest.mark.parametrize("kind,net_kw", [
+    ("square", {"hidden": (8, 8)}),
+    ("triangular", {"hidden": (6,), "activation": "tanh", "length_channel": False}),
+])
+def test_fast_path_with_a_mu_input_equals_autograd(kind, net_kw, rng):
+    """A mu-conditioned network: energies, gradients and dE/dmu_i (= -n_i) at per-site mu, also
+    when a block holds part of a row, and n_i equal to finite differences of eps_i in mu_i."""
+    lat = it.Lattice.from_name(kind, 7)
+    ff = _net(lat, 2.0, mu_range=(-1.0, 0.5), **net_kw)
+    ff.net.set_normalisation(ff.net.feature_mean, ff.net.feature_std, -1.3, 0.7, mu_mean=-0.2,
+                             mu_std=0.4)
+    desc = ff.descriptor(lat)
+    s = _stack(lat.N, 3, rng)
+    mu = torch.as_tensor(rng.uniform(-1.0, 0.5, size=(3, lat.N)))
+    E0, h0, n0 = (t.detach() for t in energy_and_fields(ff.net, desc, s, mu=mu))
+    for block in (5, lat.N, 10**6):
+        E1, grad, dmu = FastEvaluator(desc, block)(ff.net, s, mu)
+        np.testing.assert_allclose(E1.numpy(), E0.numpy(), rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(-grad.numpy(), h0.numpy(), rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(-dmu.numpy(), n0.numpy(), rtol=1e-11, atol=1e-13)
+    eps, i = 1e-6, 11
+    up, down = mu.clone(), mu.clone()
+    up[:, i] += eps
+    down[:, i] -= eps
+    site = lambda m: ff.net(desc(s), s, m)[:, i].detach()  # noqa: E731
+    np.testing.assert_allclose(-(site(up) - site(down)) / (2 * eps), n0[:, i], rtol=1e-7)
+    with pytest.raises(ValueError, match="pass mu"):
+        FastEvaluator(desc)(ff.net, s)
+    with pytest.raises(ValueError, match="pass mu"):
+        FastEvaluator(desc)(_net(lat, 2.0).net, s, mu)

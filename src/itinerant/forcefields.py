@@ -117,8 +117,11 @@ def build_force_field(kind: str, model=None, lattice: Lattice | None = None, **s
     settings:
         Passed to the constructor: solver accuracy settings (``exact``: ``device``,
         ``max_batch``; ``kpm``: see ``KPMSolver``); for ``ml`` the ``path`` (a shipped model's
-        name or a model file) and loader options (``dtype``, ``device``, ...); ``J1``, ``J2``,
-        ``field`` for ``heisenberg``; ``field`` for ``zeeman``.
+        name or a model file) and loader options (``dtype``, ``device``, ``electron_tolerance``,
+        ...); ``J1``, ``J2``, ``field`` for ``heisenberg``; ``field`` for ``zeeman``.
+
+    A mu-conditioned ``ml`` model simulates ``model``'s ensemble: canonical (mu* solved at every
+    evaluation) at a filling, grand canonical at a mu (docs/canonical.md).
     """
     if kind not in FORCE_FIELDS:
         raise ValueError(f"unknown force field {kind!r}; known: {list(FORCE_FIELDS)}")

@@ -1,9 +1,10 @@
 """HDF5 files: training data and trajectories (DESIGN.md §4).
 
-A data file holds ``spins`` (M, N, 3), ``fields`` (M, N, 3), ``energy`` (M,) and root attributes
-that rebuild the model (``lattice``, ``L``, ``t``, ``J``, ``filling`` | ``mu``, ``kT``), the solver
-settings and the package version.  Trajectories hold ``spins`` (frames, N, 3), ``time``, ``energy``
-and the integrator settings.  Rows are appended and flushed as they are produced, so a killed run
+A data file holds ``spins`` (M, N, 3), ``fields`` (M, N, 3), ``energy`` (M,) (data labelled at
+several chemical potentials also ``mu`` (M,), the energy then being the grand potential at that
+mu; docs/generate.md) and root attributes that rebuild the model (``lattice``, ``L``, ``t``,
+``J``, ``filling`` | ``mu``, ``kT``), the solver settings and the package version.  Trajectories
+hold ``spins`` (frames, N, 3), ``time``, ``energy`` and the integrator settings.  Rows are appended and flushed as they are produced, so a killed run
 keeps everything written before the kill.
 """
 
@@ -90,13 +91,15 @@ class RowWriter:
         self.h5.flush()
 
 
-def load_data(path, keys=("spins", "fields", "energy")) -> dict:
-    """Read a data file into memory: arrays for ``keys`` plus ``attrs`` and the rebuilt ``model``."""
+def load_data(path, keys=("spins", "fields", "energy"), optional=()) -> dict:
+    """Read a data file into memory: arrays for ``keys`` plus ``attrs`` and the rebuilt ``model``;
+    the datasets ``optional`` (e.g. ``mu``, ``density``) too where the file has them."""
     with h5py.File(path, "r") as h5:
         missing = [k for k in keys if k not in h5]
         if missing:
             raise ValueError(f"{path}: not an itinerant data file (missing datasets {missing})")
         out = {k: h5[k][...] for k in keys}
+        out.update({k: h5[k][...] for k in optional if k in h5 and k not in out})
         out["attrs"] = dict(h5.attrs)
     out["model"] = SDModel.from_attrs(out["attrs"])
     return out

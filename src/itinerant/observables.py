@@ -3,6 +3,11 @@
 Each observable is a function ``f(spins, lattice) -> ndarray`` of fixed shape for a given lattice,
 for spins ``(N, 3)``.  :data:`OBSERVABLES` names them for run files; :func:`recorders` binds a list
 of names to a lattice, giving the ``{name: f(spins)}`` mapping that :meth:`itinerant.LLG.run` records.
+
+:data:`ELECTRON_OBSERVABLES` are properties of the electrons, evaluated by the force field itself
+(``f(spins, force_field)``): the local density ``density`` (N,) and the ``chemical_potential`` ()
+-- of an electron solver, or of a mu-conditioned machine-learning force field (mu* at fixed
+filling, docs/canonical.md).  Each costs one more evaluation per recorded frame.
 """
 
 from __future__ import annotations
@@ -59,12 +64,40 @@ OBSERVABLES = {
 """Observables by name, as run files give them."""
 
 
-def recorders(names, lattice: Lattice) -> dict:
-    """``{name: f(spins)}`` for the named observables on ``lattice``; checks they apply to it."""
+def local_density(spins, force_field) -> np.ndarray:
+    """The force field's local electron density n_i, shape (N,)."""
+    return np.asarray(force_field.density(spins), dtype=float)
+
+
+def chemical_potential(spins, force_field) -> np.ndarray:
+    """The force field's chemical potential (solved at fixed filling), shape ()."""
+    return np.asarray(force_field.chemical_potential(spins), dtype=float)
+
+
+ELECTRON_OBSERVABLES = {"density": local_density, "chemical_potential": chemical_potential}
+"""Observables computed by the force field (``f(spins, force_field)``), by name."""
+
+
+def recorders(names, lattice: Lattice, force_field=None) -> dict:
+    """``{name: f(spins)}`` for the named observables on ``lattice``; checks they apply to it.
+
+    :data:`ELECTRON_OBSERVABLES` need the ``force_field`` (an electron solver or a mu-conditioned
+    learned model).
+    """
     out = {}
     for name in names:
+        if name in ELECTRON_OBSERVABLES:
+            if not callable(getattr(force_field, "density", None)) or (
+                    getattr(force_field, "mu_conditioned", True) is False):
+                what = getattr(force_field, "name", type(force_field).__name__)
+                raise ValueError(f"the observable {name!r} needs a force field with electrons (an "
+                                 f"electron solver or a mu-conditioned ml model), not {what!r}")
+            f = partial(ELECTRON_OBSERVABLES[name], force_field=force_field)
+            out[name] = f
+            continue
         if name not in OBSERVABLES:
-            raise ValueError(f"unknown observable {name!r}; known: {sorted(OBSERVABLES)}")
+            raise ValueError(f"unknown observable {name!r}; known: "
+                             f"{sorted(OBSERVABLES) + sorted(ELECTRON_OBSERVABLES)}")
         f = partial(OBSERVABLES[name], lattice=lattice)
         f(np.tile([0.0, 0.0, 1.0], (lattice.N, 1)))  # raises here if it does not apply to the lattice
         out[name] = f

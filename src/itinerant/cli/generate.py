@@ -49,7 +49,9 @@ def generate(
                          threads_per_worker=threads_per_worker, overwrite=overwrite,
                          console=console, progress=progress)
         state = "complete" if s.complete else "incomplete"
-        console.print(f"wrote {s.path}: {s.rows} snapshots, {state} ({s.ran} of {s.tasks} tasks run "
+        what = (f"{s.rows} snapshots" if s.mu_count == 1 else
+                f"{s.rows} rows ({s.rows // s.mu_count} snapshots x {s.mu_count} chemical potentials)")
+        console.print(f"wrote {s.path}: {what}, {state} ({s.ran} of {s.tasks} tasks run "
                       f"now, {s.task_seconds:.1f} task-seconds in {s.wall_seconds:.1f} s wall)",
                       highlight=False)
 

@@ -35,7 +35,11 @@ A run file (paths are relative to the working directory)::
 
     [output]
     file = "run.h5"
-    observables = ["staggered_magnetization"]
+    observables = ["staggered_magnetization"]   # also "density", "chemical_potential"
+
+With ``kind = "ml"`` and a mu-conditioned model (trained on labels at several chemical
+potentials), ``[model]`` chooses the ensemble: ``filling`` simulates fixed electron number (mu*
+solved at every evaluation, docs/canonical.md), ``mu`` a fixed chemical potential.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from ..config import (MODEL_SCHEMA, ConfigError, Option, load_run_file, model_fr
 from ..dynamics import LLG, NonFiniteError, STATE_NAMES, STEPPERS, initial_state
 from ..forcefields import FORCE_FIELDS, NEEDS_MODEL, build_force_field
 from ..lattice import Lattice
-from ..observables import OBSERVABLES, recorders
+from ..observables import ELECTRON_OBSERVABLES, OBSERVABLES, recorders
 from .app import app, console, fail, run_guarded
 
 
@@ -145,9 +149,9 @@ def _check_run(cfg: dict) -> dict:
         raise ConfigError("[dynamics] kT: a spin temperature needs damping alpha > 0 (the noise "
                           "strength is 2 alpha kT / (1 + alpha^2))")
     for k, name in enumerate(cfg["output"]["observables"]):
-        if name not in OBSERVABLES:
+        if name not in OBSERVABLES and name not in ELECTRON_OBSERVABLES:
             raise ConfigError(f"[output] observables[{k}]: unknown observable {name!r}; known: "
-                              f"{sorted(OBSERVABLES)}")
+                              f"{sorted(OBSERVABLES) + sorted(ELECTRON_OBSERVABLES)}")
     return cfg
 
 
@@ -191,7 +195,7 @@ def run_simulation(cfg: dict, out=None, resume: bool = False, overwrite: bool = 
         raise ConfigError("[output] file: missing required value (or pass --out)")
     lattice, ff, spins, sim = build_run(cfg)
     try:
-        observables = recorders(cfg["output"]["observables"], lattice)
+        observables = recorders(cfg["output"]["observables"], lattice, ff)
     except ValueError as exc:
         raise ConfigError(f"[output] observables: {exc}") from None
     settings = {**(ff.settings() if callable(getattr(ff, "settings", None)) else {}),

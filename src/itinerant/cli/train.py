@@ -50,6 +50,8 @@ def train(
             f"{metrics['epochs']}; {part} set ({m['snapshots']} snapshots): field RMSE "
             f"{full['rmse']:.3e}, R^2 x/y/z {full['r2_x']:.4f}/{full['r2_y']:.4f}/{full['r2_z']:.4f}"
             f"; perpendicular RMSE {perp['rmse']:.3e}, R^2 {perp['r2']:.4f}; energy MAE per site "
-            f"{m['energy']['mae_per_site']:.3e}", highlight=False, soft_wrap=True)
+            f"{m['energy']['mae_per_site']:.3e}"
+            + (f"; density MAE {m['density']['mae']:.3e}, R^2 {m['density']['r2']:.4f}"
+               if "density" in m else ""), highlight=False, soft_wrap=True)
 
     run_guarded(_run)

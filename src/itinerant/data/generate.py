@@ -12,6 +12,12 @@ The data file (DESIGN.md §4) holds one row per snapshot:
                                                                       (ordered); NaN otherwise
     completed (K,) int64                                              ids of the finished tasks
 
+With a ``[labels]`` table (labels at several chemical potentials) a row is one (snapshot, mu)
+pair, snapshot-major within a task, with two more datasets
+
+    mu (M,)             the chemical potential of the row's labels (energy = Omega at mu)
+    canonical_mu (M,)   the snapshot's own chemical potential (mu* at fixed filling)
+
 and root attributes that rebuild the model, the solver settings, the package version, the run
 file's text and hash.  Rows are appended as tasks finish, in any order; a task counts as done
 once its id is in ``completed``, so after a kill the same command discards the rows of unfinished
@@ -35,9 +41,11 @@ from ..config import ConfigError
 from ..io import RowWriter, model_attrs, write_attrs
 from ..spins import random_spins
 from .cluster import check_options, connect
-from .protocols import Run, Task, load_run, make_spins, snapshots_of, solver_calls
+from .protocols import (Run, Task, load_run, make_spins, mu_count, mu_labels, rows_of,
+                        solver_calls)
 
-FLOAT_ROWS = ("spins", "fields", "energy", "density", "time", "kT_spin", "noise")
+FLOAT_ROWS = ("spins", "fields", "energy", "density", "time", "kT_spin", "noise", "mu",
+              "canonical_mu")
 INT_ROWS = ("task", "protocol", "sample")
 
 
@@ -90,10 +98,20 @@ def run_task(task: Task, cfg: dict, threads: int | None = None) -> dict:
     else:
         spins = make_spins(task, proto, lattice, rng)
         extra = {"time": nan, "kT_spin": nan, "noise": task.params.get("noise", nan)}
-    energy, fields, density = label(solver, spins)
     m = len(spins)
-    rows = {"spins": spins, "fields": fields, "energy": energy, "density": density}
-    rows.update({k: np.broadcast_to(np.asarray(v, float), (m,)) for k, v in extra.items()})
+    labels = mu_labels(cfg)
+    if labels is None:
+        energy, fields, density = label(solver, spins)
+        rows = {"spins": spins, "fields": fields, "energy": energy, "density": density}
+        rows.update({k: np.broadcast_to(np.asarray(v, float), (m,)) for k, v in extra.items()})
+    else:  # one row per (snapshot, mu), snapshot-major
+        st = solver.grand_canonical(spins, **labels)
+        K = st.mu.shape[1]
+        rows = {"spins": np.repeat(spins, K, axis=0), "fields": st.fields.reshape(m * K, -1, 3),
+                "energy": st.energy.reshape(-1), "density": st.density.reshape(m * K, -1),
+                "mu": st.mu.reshape(-1), "canonical_mu": np.repeat(st.canonical_mu, K)}
+        rows.update({k: np.repeat(np.broadcast_to(np.asarray(v, float), (m,)), K)
+                     for k, v in extra.items()})
     rows = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in rows.items()}
     return {"task": task.id, "protocol": task.protocol, "rows": rows,
             "seconds": time.perf_counter() - start}
@@ -147,6 +165,8 @@ class DataFile:
             self.h5.attrs["complete"] = False
         shapes = {"spins": (n_sites, 3), "fields": (n_sites, 3), "energy": (), "density": (n_sites,),
                   "time": (), "kT_spin": (), "noise": ()}
+        if mu_labels(run.cfg) is not None:
+            shapes.update(mu=(), canonical_mu=())
         self.floats = RowWriter(self.h5, shapes, dtype=np.float64)
         self.ints = RowWriter(self.h5, {k: () for k in INT_ROWS}, dtype=np.int64)
         self.completed = RowWriter(self.h5, {"completed": ()}, dtype=np.int64)
@@ -174,7 +194,7 @@ class DataFile:
         """Append a finished task's rows, then mark the task done."""
         rows = result["rows"]
         for k in range(len(rows["energy"])):
-            self.floats.append(**{name: rows[name][k] for name in FLOAT_ROWS})
+            self.floats.append(**{name: rows[name][k] for name in self.floats.names})
             self.ints.append(task=result["task"], protocol=result["protocol"], sample=k)
         self.completed.append(completed=result["task"])
         self.done.add(result["task"])
@@ -211,7 +231,7 @@ def _drop_unfinished(h5: h5py.File, run: Run) -> None:
     task = h5["task"][:n_rows]
     done = h5["completed"][...]
     counts = np.bincount(task, minlength=len(run.tasks))
-    whole = np.array([counts[t] == snapshots_of(run.tasks[t], run.cfg) for t in done], dtype=bool)
+    whole = np.array([counts[t] == rows_of(run.tasks[t], run.cfg) for t in done], dtype=bool)
     done = np.unique(done[whole])
     keep = np.isin(task, done)
     if len(done) != h5["completed"].shape[0]:
@@ -251,7 +271,8 @@ def estimate(run: Run, repeats: int = 2) -> dict:
     """Cost of a run: solver calls (:func:`~.protocols.solver_calls`) times the single-thread time
     of one call, measured here on random spins (median of ``repeats`` after a warm-up call).
 
-    Returns ``tasks``, ``snapshots``, ``solves``, ``seconds_per_solve`` and ``core_hours``.
+    Returns ``tasks``, ``snapshots``, ``rows`` (of the data file), ``solves``,
+    ``seconds_per_solve`` and ``core_hours``.
     """
     import torch
 
@@ -270,7 +291,8 @@ def estimate(run: Run, repeats: int = 2) -> dict:
         torch.set_num_threads(before)
     per = float(np.median(times))
     calls = solver_calls(run)
-    return {"tasks": len(run.tasks), "snapshots": run.n_snapshots, "solves": calls,
+    return {"tasks": len(run.tasks), "snapshots": run.n_snapshots, "rows": run.n_rows,
+            "solves": calls,
             "seconds_per_solve": per, "core_hours": calls * per / 3600}
 
 
@@ -282,17 +304,21 @@ class Summary:
     path: Path
     tasks: int            # tasks of the run
     ran: int              # tasks run by this call (the rest were already in the file)
-    rows: int             # snapshots in the file
+    rows: int             # rows in the file (snapshots x chemical potentials of [labels])
     complete: bool
     wall_seconds: float
     task_seconds: float   # summed compute time of the tasks run: core-seconds with 1 thread/task
+    mu_count: int = 1     # chemical potentials per snapshot ([labels]); 1 without
 
 
 def file_attrs(run: Run, solver) -> dict:
-    """Root attributes of a run's data file."""
+    """Root attributes of a run's data file (with ``[labels]`` also ``labels_mu`` or
+    ``labels_mu_offsets``)."""
+    labels = mu_labels(run.cfg) or {}
     return model_attrs(run.model, **solver.settings(), generator="itinerant generate",
                        run_file=run.text, run_hash=run.hash, run_seed=run.cfg["seed"],
-                       n_tasks=len(run.tasks), protocols=json.dumps(run.cfg["protocol"]))
+                       n_tasks=len(run.tasks), protocols=json.dumps(run.cfg["protocol"]),
+                       labels_mu=labels.get("mu"), labels_mu_offsets=labels.get("offsets"))
 
 
 def generate(run_file, out, *, workers: int | None = None, scheduler: str | None = None,
@@ -314,8 +340,10 @@ def generate(run_file, out, *, workers: int | None = None, scheduler: str | None
     ran, task_seconds = 0, 0.0
     with DataFile(out, run, file_attrs(run, solver), overwrite=overwrite) as data:
         todo = [t for t in run.tasks if t.id not in data.done]
-        say(f"{len(run.tasks)} tasks, {run.n_snapshots} snapshots of {run.model.lattice}; "
-            f"{len(run.tasks) - len(todo)} already in {data.path}")
+        K = mu_count(run.cfg)
+        labelled = f" x {K} chemical potentials" if mu_labels(run.cfg) is not None else ""
+        say(f"{len(run.tasks)} tasks, {run.n_snapshots} snapshots{labelled} of "
+            f"{run.model.lattice}; {len(run.tasks) - len(todo)} already in {data.path}")
         if todo:
             with connect(run.cfg["cluster"], workers, scheduler, threads_per_worker, say) as client:
                 bar = _progress(console, progress, len(run.tasks), len(run.tasks) - len(todo))
@@ -329,7 +357,7 @@ def generate(run_file, out, *, workers: int | None = None, scheduler: str | None
         complete = data.finish()
         rows = data.floats.h5["energy"].shape[0]
     return Summary(Path(out), len(run.tasks), ran, rows, complete, time.perf_counter() - start,
-                   task_seconds)
+                   task_seconds, mu_count(run.cfg))
 
 
 def _execute(tasks: list[Task], cfg: dict, client, threads: int = 1):

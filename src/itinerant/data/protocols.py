@@ -16,6 +16,12 @@ top-level ``seed`` and one or more ``[[protocol]]`` entries, each selected by ``
 ``file``
     Spins read from a ``.npy`` file or an HDF5 dataset (``path`` relative to the run file).
 
+An optional ``[labels]`` table labels every snapshot at several chemical potentials from its one
+diagonalisation (:meth:`itinerant.ExactSolver.grand_canonical`): ``mu = [...]`` absolute, or
+``mu_offsets = [...]`` relative to each snapshot's own chemical potential (mu* solved at fixed
+filling, the model's mu at fixed mu).  Each (snapshot, mu) pair is then one row of the data file,
+with its ``mu``; without ``[labels]`` a snapshot is one row labelled in the model's own ensemble.
+
 Every protocol becomes a list of :class:`Task` s: a batch of at most ``batch`` snapshots, or one
 trajectory.  A task's random numbers come from ``SeedSequence(seed, spawn_key=(protocol, index))``,
 so what a task produces depends on the run file alone, never on which worker runs it or when.
@@ -94,6 +100,21 @@ SOLVER_SCHEMA = {
     "settings": Option(dict, default={}, help="further solver settings (KPMSolver keywords)"),
 }
 
+def _labels_list(v) -> str | None:
+    if not v:
+        return "must not be empty"
+    return None if len(set(v)) == len(v) else f"must not repeat a value, got {v}"
+
+
+LABELS_SCHEMA = {
+    "mu": Option(list, default=None, item=float, check=_labels_list,
+                 help="absolute chemical potentials at which every snapshot is labelled"),
+    "mu_offsets": Option(list, default=None, item=float, check=_labels_list,
+                         help="chemical potentials relative to each snapshot's own mu (mu* at "
+                              "fixed filling)"),
+}
+"""The optional ``[labels]`` table: labels at several chemical potentials (give one key)."""
+
 CLUSTER_SCHEMA = {
     "kind": Option(str, default="local", choices=("local", "slurm", "pbs")),
     "workers": Option(int, default=None, check=non_negative, help="local: worker processes"),
@@ -115,6 +136,7 @@ RUN_SCHEMA = {
     "model": MODEL_SCHEMA,
     "solver": SOLVER_SCHEMA,
     "protocol": ListOf(tag="kind", variants=PROTOCOLS),
+    "labels": LABELS_SCHEMA,
     "cluster": CLUSTER_SCHEMA,
 }
 
@@ -256,13 +278,39 @@ class Run:
     def n_snapshots(self) -> int:
         return sum(snapshots_of(t, self.cfg) for t in self.tasks)
 
+    @property
+    def n_rows(self) -> int:
+        """Rows of the data file: snapshots times the chemical potentials of ``[labels]``."""
+        return self.n_snapshots * mu_count(self.cfg)
+
 
 def snapshots_of(task: Task, cfg: dict) -> int:
-    """Rows a task writes to the data file."""
+    """Configurations a task produces (each labelled once per chemical potential of ``[labels]``)."""
     if task.kind == "quench":
         proto = cfg["protocol"][task.protocol]
         return proto["steps"] // proto["sample_every"] + 1
     return task.params["n"]
+
+
+def rows_of(task: Task, cfg: dict) -> int:
+    """Rows a task writes to the data file."""
+    return snapshots_of(task, cfg) * mu_count(cfg)
+
+
+def mu_labels(cfg: dict) -> dict | None:
+    """``{"mu": [...]}`` or ``{"offsets": [...]}`` of a run's ``[labels]``; ``None`` without."""
+    lab = cfg.get("labels") or {}
+    if lab.get("mu") is not None:
+        return {"mu": list(lab["mu"])}
+    if lab.get("mu_offsets") is not None:
+        return {"offsets": list(lab["mu_offsets"])}
+    return None
+
+
+def mu_count(cfg: dict) -> int:
+    """Chemical potentials per snapshot: K of ``[labels]``, 1 without."""
+    lab = mu_labels(cfg)
+    return 1 if lab is None else len(next(iter(lab.values())))
 
 
 def load_run(path: str | Path) -> Run:
@@ -290,6 +338,7 @@ def parse_run(data: dict, text: str = "", base_dir: str | Path = ".", path: Path
         raise ConfigError("protocol: the run file needs at least one [[protocol]] entry")
     model = model_from_config(cfg["model"])
     _check_solver(cfg["solver"])
+    _check_labels(cfg)
     _check_cluster(cfg["cluster"])
     lattice = model.lattice
     file_spins, digests = {}, {}
@@ -314,6 +363,8 @@ def parse_run(data: dict, text: str = "", base_dir: str | Path = ".", path: Path
             digests[p] = hashlib.sha256(s.tobytes()).hexdigest()
     identity = {k: cfg[k] for k in ("seed", "model", "solver", "protocol")}
     identity["files"] = digests
+    if mu_labels(cfg) is not None:  # absent from runs without [labels]: their hash is unchanged
+        identity["labels"] = mu_labels(cfg)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return Run(cfg, text, model, build_tasks(cfg, file_spins), digest, path)
 
@@ -329,6 +380,16 @@ def _check_solver(solver: dict) -> None:
     if unknown:
         raise ConfigError(f"[solver] settings: unknown {solver['kind']}-solver setting(s) {unknown}; "
                           f"known: {list(known)}")
+
+
+def _check_labels(cfg: dict) -> None:
+    lab = cfg["labels"]
+    if lab["mu"] is not None and lab["mu_offsets"] is not None:
+        raise ConfigError("[labels] mu_offsets: give mu (absolute) or mu_offsets (relative to each "
+                          "snapshot's own mu), not both")
+    if mu_labels(cfg) is not None and cfg["solver"]["kind"] != "exact":
+        raise ConfigError(f"[labels]: labels at several chemical potentials need the exact solver "
+                          f"(one diagonalisation gives them all), not {cfg['solver']['kind']!r}")
 
 
 def _check_cluster(cluster: dict) -> None:

@@ -27,3 +27,7 @@ class ElectronSolver:
     def density(self, spins, normalize: bool = False) -> np.ndarray:
         """Local electron density n_i, shape (N,) (or (M, N) for a stack)."""
         return self.solve(spins, normalize=normalize).density
+
+    def chemical_potential(self, spins, normalize: bool = False):
+        """Chemical potential: solved for fixed filling, the model's for fixed mu (float or (M,))."""
+        return self.solve(spins, normalize=normalize).mu

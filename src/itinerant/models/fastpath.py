@@ -20,6 +20,10 @@ Everything is "quantities x sites": (rows, n) tensors whose rows are contiguous 
 centre sites, so every gather, scatter and product moves long rows and every matrix product is a
 plain GEMM.  Memory: the field table (F_fields x N) plus a few (rows x block) work arrays.
 
+A network with a chemical-potential input (``SiteEnergyNet(mu_range=...)``) takes per-site mu
+values (B, N) as one more input row, like the length channel, and the call also returns the
+derivative dE/dmu_i (B, N) (= -n_i, the local density).
+
 Shapes: spins (B, N, 3) -> energy (B,), gradient dE/dS (B, N, 3), in the spins' dtype and device.
 """
 
@@ -140,9 +144,15 @@ class FastEvaluator:
         per_site = self.work_rows(hidden) * torch.finfo(dtype).bits // 8
         return int(min(4096, max(256, 2 ** round(math.log2(CPU_WORK_BYTES / per_site)))))
 
-    def __call__(self, net, spins: torch.Tensor):
-        """``(E (B,), dE/dS (B, N, 3))`` for spins (B, N, 3); sums of site energies in float64."""
+    def __call__(self, net, spins: torch.Tensor, mu: torch.Tensor | None = None):
+        """``(E (B,), dE/dS (B, N, 3))`` for spins (B, N, 3); sums of site energies in float64.
+
+        ``mu`` (B, N): per-site chemical potentials, for a network with a mu input; then the result
+        is ``(E, dE/dS, dE/dmu (B, N))``.
+        """
         B, N = spins.shape[0], self.lattice.N
+        if (mu is None) == bool(getattr(net, "mu_input", False)):
+            raise ValueError("pass mu (B, N) exactly when the network takes a chemical potential")
         L, nf = self.lattice.L, self.n_fields
         weights = self._weights(net, spins.dtype)
         s = spins.detach().reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()  # (B, 3, y, x)
@@ -152,6 +162,8 @@ class FastEvaluator:
         s_sites = spins.detach().reshape(B, N, 3)
         g_sites = torch.zeros_like(s_sites)
         energy = torch.zeros(B, dtype=torch.float64, device=spins.device)
+        mu_sites = None if mu is None else mu.detach().to(spins.dtype).reshape(B, N)
+        g_mu = None if mu is None else torch.zeros_like(mu_sites)
         snap = nf * self.L_pad * L
         block = self.block or min(self.default_block(net.hidden, spins.dtype, spins.device),
                                   self.max_block or GPU_BLOCK)
@@ -167,32 +179,43 @@ class FastEvaluator:
                 g = src.index_select(0, rows)
                 sites = s_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(-1, 3)
                 length = (sites * sites).sum(-1)[None] - 1.0
-                e, dg, dlength = self._body(g, length, *weights)
+                mu_row = (None if mu is None
+                          else mu_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(1, -1))
+                e, dg, dlength, dmu = self._body(g, length, mu_row, *weights)
                 energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
                 g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))
                 g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
                     2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
+                if mu is not None:
+                    g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
         g_table = g_table.reshape(B, nf, self.L_pad, L)
         g_fields = torch.zeros(B, nf, L, L, dtype=s.dtype, device=s.device)
         g_fields.index_add_(2, self.y_wrap, g_table)
         grad = self._fields_backward(s, g_fields).permute(0, 2, 3, 1).reshape(B, N, 3)
+        if mu is not None:
+            return energy, grad + g_sites, g_mu
         return energy, grad + g_sites
 
     # ------------------------------------------------------------------ pieces
     def _weights(self, net, dtype):
-        """Weights with the feature standardisation folded into the first layer."""
+        """Weights with the feature (and mu) standardisation folded into the first layer."""
         linear = [m for m in net.mlp if isinstance(m, nn.Linear)]
         F = net.n_features
         W1 = linear[0].weight.detach().to(dtype)
         std, mean = net.feature_std.to(dtype), net.feature_mean.to(dtype)
         W1f = W1[:, :F] / std
         b1 = linear[0].bias.detach().to(dtype) - W1f @ mean
-        w_len = W1[:, F:] if net.length_channel else torch.zeros_like(W1[:, :1])
+        w_len = W1[:, F:F + 1] if net.length_channel else torch.zeros_like(W1[:, :1])
+        w_mu = None
+        if getattr(net, "mu_input", False):
+            c = F + int(net.length_channel)
+            w_mu = (W1[:, c:c + 1] / net.mu_std.to(dtype)).contiguous()
+            b1 = b1 - w_mu[:, 0] * net.mu_mean.to(dtype)
         mats = [W1f.contiguous()] + [m.weight.detach().to(dtype) for m in linear[1:]]
         biases = [b1[:, None]] + [m.bias.detach().to(dtype)[:, None] for m in linear[1:]]
         scale = net.energy_scale.detach().to(dtype)
         shift = net.energy_shift.detach().to(dtype)
-        return (tuple(mats), tuple(biases), w_len.contiguous(), scale, shift, net.activation)
+        return (tuple(mats), tuple(biases), w_len.contiguous(), w_mu, scale, shift, net.activation)
 
     def _block_rows(self, k: int, ny: int) -> tuple[torch.Tensor, int]:
         """Flat table positions (slots x sites) of a block of ``k`` snapshots x ``ny`` rows,
@@ -211,8 +234,9 @@ class FastEvaluator:
             self._rows[key] = (rows, int(rows.max()) + 1)
         return self._rows[key]
 
-    def _block(self, g, length, mats, biases, w_len, scale, shift, activation):
-        """One block: gathered fields g (slots*n,), length channel (1, n) -> e (n,), dg, dlength."""
+    def _block(self, g, length, mu, mats, biases, w_len, w_mu, scale, shift, activation):
+        """One block: gathered fields g (slots*n,), length channel (1, n), chemical potentials mu
+        (1, n) or None -> e (n,), dg, dlength, dmu (None without mu)."""
         d = self.descriptor
         n = length.shape[1]
         n_g = d.orbit_basis.shape[-1]
@@ -228,6 +252,8 @@ class FastEvaluator:
         feat.index_add_(0, o2, a2 * b2).index_add_(0, o3, p3)
         # MLP forward, keeping the slopes of the activations.
         z = torch.addmm(biases[0], mats[0], feat).addmm_(w_len, length)
+        if w_mu is not None:
+            z.addmm_(w_mu, mu)
         slopes = []
         for W_k, b_k in zip(mats[1:], biases[1:]):
             a, slope = _activation_and_slope(activation, z)
@@ -241,6 +267,7 @@ class FastEvaluator:
         dz = dz.expand(-1, n)                                           # (H_1, n)
         dfeat = mats[0].T @ dz                                          # (F, n)
         dlength = w_len.T @ dz                                          # (1, n)
+        dmu = None if w_mu is None else w_mu.T @ dz                     # (1, n)
         dmono = dfeat.index_select(0, self.term_feature)
         d1, d2, d3 = torch.split(dmono, [T1, T2, T3])
         if self._coef3 is not None:
@@ -251,7 +278,7 @@ class FastEvaluator:
         df.index_add_(0, i3[0], d3c * b3).index_add_(0, i3[1], d3c * a3)
         df.index_add_(0, i3[2], d3 * ab3)
         dg = torch.bmm(W.transpose(1, 2), df.reshape(-1, n_g, n))
-        return e, dg, dlength
+        return e, dg, dlength, dmu
 
     def _pad(self, x):
         """Periodic padding of the last two (y, x) dimensions by the reach R_xy."""

@@ -163,15 +163,19 @@ def model_parameters(model_or_attrs) -> dict:
     return out
 
 
-def parameter_differences(a, b, rtol: float = 1e-9) -> list[str]:
-    """Human-readable differences between two models' parameters (empty when they agree)."""
+def parameter_differences(a, b, rtol: float = 1e-9, ensemble: bool = True) -> list[str]:
+    """Human-readable differences between two models' parameters (empty when they agree).
+
+    ``ensemble=False`` leaves filling | mu out of the comparison (models that take the chemical
+    potential as an input, and data labelled at several chemical potentials).
+    """
     pa, pb = model_parameters(a), model_parameters(b)
     diffs = []
     if pa["lattice"] != pb["lattice"]:
         diffs.append(f"lattice {pa['lattice']} vs {pb['lattice']}")
     if len(pa["t"]) != len(pb["t"]) or not all(_close(x, y, rtol) for x, y in zip(pa["t"], pb["t"])):
         diffs.append(f"t {pa['t']} vs {pb['t']}")
-    for k in ("J", "kT", "filling", "mu"):
+    for k in ("J", "kT", "filling", "mu") if ensemble else ("J", "kT"):
         if (k in pa) != (k in pb):
             have = "filling" if "filling" in pa else "mu"
             other = "filling" if "filling" in pb else "mu"

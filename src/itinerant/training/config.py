@@ -25,6 +25,7 @@
     early_stopping = 30                  # epochs without validation improvement; 0 = off
     parallel_weight = 1.0                # weight of the field error along S (0: perpendicular only)
     energy_weight = 0.0
+    density_weight = 0.0                 # data with per-row mu: weight of the local-density error
     seed = 0
     dtype = "float64"
     device = "auto"
@@ -89,6 +90,8 @@ TRAIN_SCHEMA = {
         "parallel_weight": Option(float, default=1.0, check=non_negative,
                                   help="weight of the field error along S; 1 = all components"),
         "energy_weight": Option(float, default=0.0, check=non_negative),
+        "density_weight": Option(float, default=0.0, check=non_negative,
+                                 help="weight of the local-density error n_i (data with per-row mu)"),
         "seed": Option(int, default=0),
         "dtype": Option(str, default="float64", choices=("float64", "float32")),
         "device": Option(str, default="auto"),
@@ -102,6 +105,10 @@ TRAIN_SCHEMA = {
 """Schema of the ``itinerant train`` run file (see the module docstring)."""
 
 RESUMABLE_KEYS = {("training", "epochs"), ("training", "device")}
+
+LATER_DEFAULTS = {("training", "density_weight"): 0.0}
+"""Settings added after runs were first checkpointed: left out of the fingerprint at their
+default, so those runs still resume."""
 """Settings that may change when a run is resumed, besides ``[output]`` and the data files' paths
 (the data are identified by their content hashes); everything else must match the checkpoint."""
 
@@ -149,7 +156,8 @@ def _resolve(base: Path, p: str) -> Path:
 def config_fingerprint(cfg: dict, data_hashes: list[str]) -> str:
     """Hash of what defines a training run: the settings that may not change on resume and the
     content hashes of the data files (in order)."""
-    reduced = {sec: {k: v for k, v in val.items() if (sec, k) not in RESUMABLE_KEYS}
+    reduced = {sec: {k: v for k, v in val.items() if (sec, k) not in RESUMABLE_KEYS
+                     and not ((sec, k) in LATER_DEFAULTS and v == LATER_DEFAULTS[(sec, k)])}
                for sec, val in cfg.items() if isinstance(val, dict) and sec not in ("output", "data")}
     reduced["data"] = list(data_hashes)
     return hashlib.sha256(json.dumps(reduced, sort_keys=True).encode()).hexdigest()

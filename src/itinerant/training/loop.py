@@ -4,6 +4,12 @@ Loss per step (units of t1^2), over the snapshots of a batch:
 
     loss = mean over snapshots, sites, components of (h_model - h_exact)^2
            + energy_weight * mean over snapshots of ((E_model - E_exact) / N)^2
+           + density_weight * mean over snapshots and sites of (n_model - n_exact)^2
+
+The density term is for data labelled at several chemical potentials (a per-row ``mu``,
+docs/generate.md): the network then takes mu as an input (a mu-conditioned model,
+docs/canonical.md), E is the grand potential Omega(S, mu) of the row and n_i = -d eps_i / d mu the
+local density, by automatic differentiation.
 
 More precisely the field error d = h_model - h_exact enters as |d_perp|^2 + parallel_weight *
 (d . S)^2, with d_perp its part perpendicular to S, the part that drives LLG.  The default
@@ -46,10 +52,10 @@ from ..config import ConfigError
 from ..lattice import Lattice
 from ..models.files import atomic_write_bytes
 from ..models.forcefield import MLForceField, build_metadata
-from ..models.network import SiteEnergyNet, energy_and_fields
+from ..models.network import SiteEnergyNet, energy_and_fields, site_energies
 from .config import config_fingerprint, load_train_config
 from .data import TEST, TRAIN, VALIDATION, TrainingData, load_training_data
-from .report import energy_metrics, field_metrics, loss_plot, parity_plot
+from .report import density_metrics, energy_metrics, field_metrics, loss_plot, parity_plot
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "itinerant-train-checkpoint-1"
@@ -151,6 +157,12 @@ class Trainer:
                                                      sp["test"], sp["seed"])
         self.fingerprint = config_fingerprint(cfg, [p["sha256"] for p in self.data.provenance])
         self.kind = self.data.model.lattice.name
+        self.mu_input = self.data.has_mu
+        self.use_density = self.mu_input and self.data.has_density
+        if tr["density_weight"] > 0 and not self.use_density:
+            raise ConfigError("[training] density_weight: needs data labelled at several chemical "
+                              "potentials with finite densities (datasets 'mu' and 'density'; "
+                              "generate [labels])")
         self.descriptors = {}
         dc = cfg["descriptor"]
         for L in self.data.groups:
@@ -168,7 +180,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed alone
             torch.manual_seed(tr["seed"])
             self.net = SiteEnergyNet(n_features.pop(), nw["hidden"], nw["activation"],
-                                     nw["length_channel"]).to(device=self.device, dtype=self.dtype)
+                                     nw["length_channel"],
+                                     self.data.mu_range(TRAIN) if self.mu_input else None,
+                                     ).to(device=self.device, dtype=self.dtype)
         self._set_normalisation()
         self.model = self.net
         if procs.distributed:
@@ -189,9 +203,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ data helpers
     def _tensors(self, L: int, idx: np.ndarray):
+        """Spins, fields, energies, and mu and densities (``None`` where not used) of rows idx."""
         g = self.data.groups[L]
         as_t = lambda a: torch.as_tensor(a[idx], dtype=self.dtype, device=self.device)  # noqa: E731
-        return as_t(g.spins), as_t(g.fields), as_t(g.energy)
+        mu = as_t(g.mu) if self.mu_input else None
+        dens = as_t(g.density) if self.use_density else None
+        return as_t(g.spins), as_t(g.fields), as_t(g.energy), mu, dens
+
+    def _predict(self, net, L: int, s, mu, create_graph: bool = False):
+        """Energy, fields and (mu-conditioned) densities of a batch."""
+        if mu is None:
+            E, h = energy_and_fields(net, self.descriptors[L], s, create_graph=create_graph)
+            return E, h, None
+        return energy_and_fields(net, self.descriptors[L], s, create_graph=create_graph, mu=mu)
 
     def _field_sse(self, d: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
         """sum |d_perp|^2 + parallel_weight * (d . S)^2 over a batch of field errors d."""
@@ -207,7 +231,7 @@ class Trainer:
         for L, g in self.data.groups.items():
             idx = g.indices(TRAIN)
             for k in range(0, len(idx), 64):
-                s, h, e = self._tensors(L, idx[k:k + 64])
+                s, h, e, _, _ = self._tensors(L, idx[k:k + 64])
                 f = self.descriptors[L](s).double()
                 total = total + f.sum((0, 1))
                 sq = sq + (f * f).sum((0, 1))
@@ -218,7 +242,11 @@ class Trainer:
         mean = total / count
         std = torch.sqrt(torch.clamp(sq / count - mean * mean, min=0.0))
         scale = math.sqrt(h_sq / h_count) if h_sq > 0 else 1.0
-        self.net.set_normalisation(mean, std, float(torch.cat(e_site).mean()), scale)
+        mu_stats = {}
+        if self.mu_input:
+            mu = np.concatenate([g.mu[g.indices(TRAIN)] for g in self.data.groups.values()])
+            mu_stats = {"mu_mean": float(mu.mean()), "mu_std": float(mu.std())}
+        self.net.set_normalisation(mean, std, float(torch.cat(e_site).mean()), scale, **mu_stats)
 
     def _batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
         rng = np.random.default_rng([self.cfg["training"]["seed"], epoch])
@@ -230,21 +258,23 @@ class Trainer:
         return [batches[k] for k in rng.permutation(len(batches))]
 
     # ------------------------------------------------------------------ steps
-    def _step(self, L: int, idx: np.ndarray) -> tuple[float, float, int]:
+    def _step(self, L: int, idx: np.ndarray) -> tuple[float, float, int, float]:
         """One optimiser step on a global batch; returns this process's (field SSE, energy SSE per
-        site, snapshots) for reporting."""
+        site, snapshots, density SSE) for reporting."""
         world, rank = self.procs.world, self.procs.rank
         mine = np.array_split(idx, world)[rank]
         weight = 1.0
         if len(mine) == 0:  # keep the processes in step: a zero-weight pass on one snapshot
             mine, weight = idx[:1], 0.0
-        s, h, e = self._tensors(L, mine)
-        E, hp = energy_and_fields(self.model, self.descriptors[L], s, create_graph=True)
+        s, h, e, mu, dens = self._tensors(L, mine)
+        E, hp, n_pred = self._predict(self.model, L, s, mu, create_graph=True)
         field_sse = self._field_sse(hp - h, s)
         energy_sse = (((E - e) / (L * L)) ** 2).sum()
+        density_sse = ((n_pred - dens) ** 2).sum() if dens is not None else field_sse.new_zeros(())
         n = len(idx)
-        loss = weight * world * (field_sse / (n * L * L * 3)
-                                 + self.cfg["training"]["energy_weight"] * energy_sse / n)
+        tr = self.cfg["training"]
+        loss = weight * world * (field_sse / (n * L * L * 3) + tr["energy_weight"] * energy_sse / n
+                                 + tr["density_weight"] * density_sse / (n * L * L))
         self.optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():
             # DDP flags the (1, width) output weight, whose double-backward gradient has
@@ -252,38 +282,50 @@ class Trainer:
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
             loss.backward()
         self.optimizer.step()
-        return weight * field_sse.item(), weight * energy_sse.item(), int(weight) * len(mine)
+        return (weight * field_sse.item(), weight * energy_sse.item(), int(weight) * len(mine),
+                weight * density_sse.item())
 
     def _evaluate(self, part: int, shard: bool = True, keep: bool = False) -> dict:
         """Loss and errors on a split part (sharded over processes unless ``shard=False``);
         ``keep=True`` also returns the predictions (arrays over the whole part, process 0)."""
-        field_sse = energy_sse = 0.0
+        field_sse = energy_sse = density_sse = 0.0
         n_snap = n_comp = 0
-        kept = {k: [] for k in ("spins", "fields", "pred", "energy", "energy_pred", "n_sites")}
+        kept = {k: [] for k in ("spins", "fields", "pred", "energy", "energy_pred", "n_sites",
+                                "density", "density_pred")}
         for L, g in self.data.groups.items():
             idx = g.indices(part)
             if shard:
                 idx = np.array_split(idx, self.procs.world)[self.procs.rank]
             for k in range(0, len(idx), 32):
-                s, h, e = self._tensors(L, idx[k:k + 32])
-                E, hp = (x.detach() for x in energy_and_fields(self.net, self.descriptors[L], s))
+                s, h, e, mu, dens = self._tensors(L, idx[k:k + 32])
+                E, hp, n_pred = (None if x is None else x.detach()
+                                 for x in self._predict(self.net, L, s, mu))
                 field_sse += float(self._field_sse(hp - h, s))
                 energy_sse += float((((E - e) / (L * L)) ** 2).sum())
+                if dens is not None:
+                    density_sse += float(((n_pred - dens) ** 2).sum())
                 n_snap += len(s)
                 n_comp += h.numel()
-                if keep:  # fields as rows (M*N, 3), energies (M,)
+                if keep:  # fields as rows (M*N, 3), energies (M,), densities (M*N,)
                     for key, v in (("spins", s), ("fields", h), ("pred", hp)):
                         kept[key].append(v.detach().cpu().double().numpy().reshape(-1, 3))
                     for key, v in (("energy", e), ("energy_pred", E)):
                         kept[key].append(v.detach().cpu().double().numpy())
                     kept["n_sites"].append(np.full(len(s), L * L))
+                    if dens is not None:
+                        kept["density"].append(dens.cpu().double().numpy().reshape(-1))
+                        kept["density_pred"].append(n_pred.cpu().double().numpy().reshape(-1))
         if shard:
-            field_sse, energy_sse, n_snap, n_comp = self.procs.sum(
-                [field_sse, energy_sse, n_snap, n_comp], self.device)
-        w = self.cfg["training"]["energy_weight"]
-        out = {"loss": field_sse / n_comp + w * energy_sse / n_snap,
+            field_sse, energy_sse, density_sse, n_snap, n_comp = self.procs.sum(
+                [field_sse, energy_sse, density_sse, n_snap, n_comp], self.device)
+        tr = self.cfg["training"]
+        n_sites = n_comp / 3
+        out = {"loss": field_sse / n_comp + tr["energy_weight"] * energy_sse / n_snap
+               + tr["density_weight"] * density_sse / n_sites,
                "field_rmse": math.sqrt(field_sse / n_comp),
                "energy_rmse_per_site": math.sqrt(energy_sse / n_snap)}
+        if self.use_density:
+            out["density_rmse"] = math.sqrt(density_sse / n_sites)
         if keep:
             out["arrays"] = kept
         return out
@@ -362,8 +404,8 @@ class Trainer:
         for L, g in self.data.groups.items():
             idx = g.indices(TRAIN)
             for k in range(0, len(idx), 64):
-                s, _, e = self._tensors(L, idx[k:k + 64])
-                E = self.net(self.descriptors[L](s), s).sum(-1)
+                s, _, e, mu, _ = self._tensors(L, idx[k:k + 64])
+                E = site_energies(self.net, self.descriptors[L], s, mu=mu).sum(-1)
                 diff += float(((e - E) / (L * L)).sum())
                 n += len(idx[k:k + 64])
         self.energy_offset = diff / n
@@ -389,18 +431,21 @@ class Trainer:
         self.net.train()
         batches = self._batches(epoch)
         bar.reset(steps, total=len(batches))
-        field_sse = energy_sse = 0.0
+        field_sse = energy_sse = density_sse = 0.0
         n_snap = 0
         for L, idx in batches:
-            f, e, n = self._step(L, idx)
+            f, e, n, d = self._step(L, idx)
             field_sse, energy_sse, n_snap = field_sse + f, energy_sse + e, n_snap + n
+            density_sse += d
             bar.advance(steps)
         self.net.eval()
-        field_sse, energy_sse, n_snap = self.procs.sum([field_sse, energy_sse, n_snap],
-                                                       self.device)
+        field_sse, energy_sse, n_snap, density_sse = self.procs.sum(
+            [field_sse, energy_sse, n_snap, density_sse], self.device)
         n_comp = sum(len(g.indices(TRAIN)) * g.spins.shape[1] * 3
                      for g in self.data.groups.values())
-        train_loss = field_sse / n_comp + self.cfg["training"]["energy_weight"] * energy_sse / n_snap
+        tr = self.cfg["training"]
+        train_loss = (field_sse / n_comp + tr["energy_weight"] * energy_sse / n_snap
+                      + tr["density_weight"] * density_sse / (n_comp / 3))
         val = self._evaluate(VALIDATION)
         if self.plateau is not None:
             self.plateau.step(val["loss"])
@@ -411,6 +456,8 @@ class Trainer:
                               "val_field_rmse": val["field_rmse"],
                               "val_energy_rmse_per_site": val["energy_rmse_per_site"], "lr": lr,
                               "seconds": time.perf_counter() - t0})
+        if "density_rmse" in val:
+            st["history"][-1]["val_density_rmse"] = val["density_rmse"]
         if val["loss"] < st["best_val"] * (1 - 1e-6):
             st["best_val"], st["best_epoch"], st["bad_epochs"] = val["loss"], epoch + 1, 0
             self.best = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -434,6 +481,9 @@ class Trainer:
             "processes": self.procs.world, "device": str(self.device),
             "energy_offset_fitted": self.energy_offset,
         }
+        if self.mu_input:
+            training["mu_conditioned"] = True
+            training["mu_range"] = list(self.net.mu_range)
         meta = build_metadata(data.model, self.descriptor_config, self.net.config(),
                               training=training)
         ff = MLForceField(self.net.cpu(), meta, Lattice.from_name(self.kind, max(sizes)))
@@ -444,10 +494,13 @@ class Trainer:
         metrics = {"best_epoch": st["best_epoch"], "epochs": st["epoch"],
                    "parallel_weight": cfg["training"]["parallel_weight"],
                    "snapshots": training["snapshots"]}
+        if self.mu_input:
+            metrics.update(mu_conditioned=True, mu_range=list(self.net.mu_range),
+                           density_weight=cfg["training"]["density_weight"])
         parts = [("validation", VALIDATION)] + ([("test", TEST)] if data.count(TEST) else [])
         for name, part in parts:
             ev = self._evaluate(part, shard=False, keep=True)
-            a = {k: np.concatenate(v) for k, v in ev["arrays"].items()}
+            a = {k: np.concatenate(v) for k, v in ev["arrays"].items() if v}
             metrics[name] = _part_metrics(a)
             last = a
         ff.metadata["metrics"] = metrics
@@ -473,6 +526,9 @@ class Trainer:
 
 
 def _part_metrics(a: dict) -> dict:
-    return {"snapshots": len(a["energy"]),
-            "fields": field_metrics(a["pred"], a["fields"], a["spins"]),
-            "energy": energy_metrics(a["energy_pred"], a["energy"], a["n_sites"])}
+    out = {"snapshots": len(a["energy"]),
+           "fields": field_metrics(a["pred"], a["fields"], a["spins"]),
+           "energy": energy_metrics(a["energy_pred"], a["energy"], a["n_sites"])}
+    if len(a.get("density", ())):
+        out["density"] = density_metrics(a["density_pred"], a["density"])
+    return out

@@ -4,7 +4,7 @@ Field metrics are given for the full field and for its part perpendicular to the
 ``h_perp = h - (h . S) S``, the part that drives LLG dynamics.  For each: RMSE and the coefficient of
 determination ``R^2 = 1 - sum (pred - true)^2 / sum (true - mean(true))^2`` per Cartesian component
 and over all components together.  Energies: MAE and RMSE of the energy per site and the MAE of the
-total energy.  Units of t1.
+total energy.  Local densities n_i (mu-conditioned models): R^2, MAE and RMSE.  Units of t1.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ def energy_metrics(pred: np.ndarray, true: np.ndarray, n_sites: np.ndarray) -> d
     return {"mae_per_site": float(np.abs(d / n_sites).mean()),
             "rmse_per_site": float(np.sqrt(((d / n_sites) ** 2).mean())),
             "mae": float(np.abs(d).mean())}
+
+
+def density_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
+    """Errors of the local densities n_i: R^2, MAE and RMSE over all sites."""
+    d = np.asarray(pred) - np.asarray(true)
+    return {"r2": r2_score(np.asarray(pred), np.asarray(true)), "mae": float(np.abs(d).mean()),
+            "rmse": float(np.sqrt((d ** 2).mean()))}
 
 
 def parity_plot(path, pred: np.ndarray, true: np.ndarray, spins: np.ndarray,

@@ -1,6 +1,6 @@
 """Several independent ML-LLG quenches of one lattice, resumable, then their joint analysis.
 
-    .venv/bin/python studies/triangular/coarsening.py studies/triangular/coarsening.toml \
+    .venv/bin/python studies/quench_runs.py studies/triangular/coarsening.toml \
         --seeds 1 2 --L 256 --steps 1000 --out results/triangular-256 [--parallel 2]
 
 Each seed is one run of the run file (``[initial] seed`` and ``[dynamics] seed`` set to it, ``L``

@@ -172,3 +172,20 @@ def test_demo_settings_order_a_small_lattice_with_the_exact_solver(tmp_path):
     E_tet, _ = exact.energy_and_fields(tetrahedral(lat))
     assert traj.energy[-1] == pytest.approx(E_tet, abs=1e-3 * lat.N)
     assert np.all(np.diff(traj.energy) < 1e-9)  # damped, kT = 0: the energy never rises
+
+
+def test_square_demo_with_the_exact_solver(tmp_path):
+    """The square demo's pipeline (canonical electrons, density and mu* per frame, the square
+    analysis) with the exact solver standing in for the shipped model: N_e = 97 on 10x10."""
+    d = DEMOS["square"]
+    assert (d.lattice, d.model, dict(d.ensemble)) == ("square", "square-J6-n0.485", {"filling": 0.485})
+    lat = it.Lattice.square(10)
+    exact = it.ExactSolver(it.SDModel(lat, t=(1.0,), J=6.0, filling=0.485))
+    res = run_demo("square", out=tmp_path / "sq", steps=3, force_field=exact, progress=False)
+    for name in ("trajectory.h5", "observables.csv", "analysis.json", "observables.png", "maps.png"):
+        assert (tmp_path / "sq" / name).is_file(), name
+    with h5py.File(res["trajectory"]) as h5:
+        assert h5.attrs["demo"] == "square" and h5.attrs["alpha"] == d.alpha
+        dens = h5["density"][...]
+        assert dens.shape == (4, lat.N) and np.allclose(dens.sum(1), 97, atol=1e-8)
+        assert h5["chemical_potential"].shape == (4,)

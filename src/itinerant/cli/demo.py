@@ -16,7 +16,7 @@ from typing import Callable
 
 import typer
 
-from ..analysis import triangular
+from ..analysis import square, triangular
 from ..dynamics import LLG, initial_state
 from ..lattice import Lattice
 from ..models import MLForceField
@@ -30,7 +30,9 @@ class Demo:
 
     ``model`` is the shipped model's name; ``frames`` the number of frames stored after the
     initial one (spread evenly over ``steps``); ``analyze`` is the lattice's
-    ``analyze_cli(paths, out, window=None)`` (see :mod:`itinerant.cli.analyze`).
+    ``analyze_cli(paths, out, window=None)`` (see :mod:`itinerant.cli.analyze`); ``ensemble``
+    fixes the electrons' ensemble of a mu-conditioned model (``{"filling": ...}``: canonical, the
+    chemical potential solved at every evaluation, docs/canonical.md), empty for other models.
     """
 
     lattice: str
@@ -45,6 +47,7 @@ class Demo:
     observables: tuple[str, ...]
     analyze: Callable
     about: str
+    ensemble: tuple = ()
 
 
 DEMOS = {
@@ -55,6 +58,14 @@ DEMOS = {
         analyze=triangular.analyze_cli,
         about="tetrahedral (chiral) order on the triangular lattice, t1 = 1, J = 2, filling 1/4: "
               "domains of opposite scalar chirality form and coarsen"),
+    "square": Demo(
+        lattice="square", model="square-J6-n0.485", L=50, alpha=0.5, dt=0.1, steps=400,
+        frames=40, integrator="rk4", dtype="float32",
+        observables=("staggered_magnetization", "magnetization", "density", "chemical_potential"),
+        analyze=square.analyze_cli, ensemble=(("filling", 0.485),),
+        about="lightly hole-doped double-exchange magnet on the square lattice, t1 = 1, J = 6, "
+              "filling 0.485 (fixed electron number): holes gather in ferromagnetic clusters "
+              "inside a Neel background"),
 }
 """The demos by name (the first is the default)."""
 
@@ -66,7 +77,7 @@ def load_demo_model(demo: Demo, lattice: Lattice, model: str | Path | None = Non
     """
     name = demo.model if model is None else model
     try:
-        return MLForceField.load(name, lattice=lattice, dtype=demo.dtype)
+        return MLForceField.load(name, lattice=lattice, dtype=demo.dtype, **dict(demo.ensemble))
     except FileNotFoundError:
         if model is not None:
             raise
@@ -119,7 +130,7 @@ def run_demo(name: str = "triangular", out="demo-triangular", L: int | None = No
     spins = initial_state({"state": "random", "seed": seed}, lattice)
     t0 = time.perf_counter()
     sim.run(spins, demo.steps, save_every=max(1, demo.steps // demo.frames), out=path,
-            checkpoint_every=0, progress=progress, observables=recorders(demo.observables, lattice),
+            checkpoint_every=0, progress=progress, observables=recorders(demo.observables, lattice, force_field),
             attrs={"demo": name, "initial_state": "random", "initial_seed": seed}, overwrite=True)
     seconds = time.perf_counter() - t0
     summary = demo.analyze([path], out)

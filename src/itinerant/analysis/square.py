@@ -59,22 +59,13 @@ from scipy.sparse.csgraph import connected_components
 from .. import coarsening
 from ..coarsening import as_grid
 from ..lattice import Lattice
-from .triangular import _json_list, _write_csv, map_frames, read_lattice
+from .common import json_list, lattice_spins, map_frames, read_lattice, write_csv
 
 DEFAULT_THRESHOLD = 0.0
 """A bond is ferromagnetic when ``S_i . S_j > threshold``; 0 means an angle below 90 degrees."""
 
 
 # ---------------------------------------------------------------------- configurations
-def _lattice_spins(spins, lattice: Lattice) -> np.ndarray:
-    if not isinstance(lattice, Lattice) or lattice.name != "square":
-        raise ValueError(f"this analysis needs a square Lattice, got {lattice!r}")
-    s = np.asarray(spins, dtype=np.float64)
-    if s.ndim < 2 or s.shape[-2:] != (lattice.N, 3):
-        raise ValueError(f"spins must have shape (..., {lattice.N}, 3) for {lattice}, got {s.shape}")
-    return s
-
-
 def bond_partners(lattice: Lattice) -> np.ndarray:
     """Site ``j`` of the bond ``(i, j)`` in each direction, shape (2, N) in site order ``i``.
 
@@ -91,7 +82,7 @@ def bond_field(spins, lattice: Lattice) -> np.ndarray:
     ``[..., 0, x, y]``: the bond from ``(x, y)`` to ``(x+1, y)``; ``[..., 1, x, y]``: to
     ``(x, y+1)``.  ``spins``: (N, 3) or a stack (..., N, 3).
     """
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     j = bond_partners(lattice)
     dots = np.einsum("...ia,...dia->...di", s, s[..., j, :])  # (..., 2, N)
     return as_grid(dots, lattice.L)
@@ -215,7 +206,7 @@ def label_clusters(bonds, lattice: Lattice) -> Clusters:
 
 def fm_clusters(spins, lattice: Lattice, threshold: float = DEFAULT_THRESHOLD) -> Clusters:
     """FM clusters of one configuration (N, 3): :func:`label_clusters` of :func:`fm_bonds`."""
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     if s.ndim != 2:
         raise ValueError(f"fm_clusters takes one configuration (N, 3), got shape {s.shape}")
     return label_clusters(fm_bonds(s, lattice, threshold), lattice)
@@ -241,7 +232,7 @@ def _stagger_signs(lattice: Lattice) -> np.ndarray:
 
 def staggered_vector(spins, lattice: Lattice) -> np.ndarray:
     """``m_s = (1/N) sum_i (-1)^(x+y) S_i``, shape (..., 3); the Neel state along ``u`` gives ``u``."""
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     return np.einsum("i,...ia->...a", _stagger_signs(lattice), s) / lattice.N
 
 
@@ -261,7 +252,7 @@ def staggered_structure_factor(spins, lattice: Lattice) -> np.ndarray:
 def neel_axis(spins, lattice: Lattice) -> np.ndarray:
     """Principal axis ``u`` (3,) of the staggered tensor ``(1/N) sum_i n_i n_i^T`` of one
     configuration, ``n_i = (-1)^(x+y) S_i``; sign chosen so that ``sum_i n_i . u >= 0``."""
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     if s.ndim != 2:
         raise ValueError(f"neel_axis takes one configuration (N, 3), got shape {s.shape}")
     n = _stagger_signs(lattice)[:, None] * s
@@ -273,7 +264,7 @@ def neel_axis(spins, lattice: Lattice) -> np.ndarray:
 def neel_map(spins, lattice: Lattice, axis=None) -> np.ndarray:
     """Neel field ``phi_i = (-1)^(x+y) S_i . u`` of one configuration, shape (L, L) indexed [x, y],
     in [-1, 1]; ``u`` = ``axis`` (normalised) or :func:`neel_axis`."""
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     u = neel_axis(s, lattice) if axis is None else np.asarray(axis, float) / np.linalg.norm(axis)
     return as_grid(_stagger_signs(lattice) * (s @ u), lattice.L)
 
@@ -350,7 +341,7 @@ def frame_observables(spins, lattice: Lattice, threshold: float = DEFAULT_THRESH
     """All per-frame observables of one configuration (N, 3) as floats (:data:`QUANTITIES` but
     ``energy``), plus ``"cluster_sizes"`` (the :class:`Clusters` sizes) and, with ``density``
     (N,), ``"holes_in_clusters"``."""
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "square")
     b = bond_field(s, lattice)
     cl = label_clusters(b > _check_threshold(threshold), lattice)
     out = {
@@ -617,7 +608,7 @@ def analyze_cli(paths, out, window=None, level: float = 0.5, ising: bool = False
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     agg = analyze_runs(paths, threshold=threshold, every=every, window=window)
-    files = [_write_csv(agg, out / "observables.csv"), _write_json(agg, out / "analysis.json")]
+    files = [write_csv(agg, out / "observables.csv"), _write_json(agg, out / "analysis.json")]
     files.append(plot_observables(agg, out / "observables.png"))
     files.append(plot_maps(paths[0], out / "maps.png", threshold=threshold))
     m = agg["mean"]
@@ -654,8 +645,8 @@ def _write_json(agg: dict, path: Path) -> Path:
                                  "at the last analysed frame",
         },
         "time": agg["time"].tolist(),
-        "mean": {k: _json_list(v) for k, v in agg["mean"].items()},
-        "err": {k: _json_list(v) for k, v in agg["err"].items()},
+        "mean": {k: json_list(v) for k, v in agg["mean"].items()},
+        "err": {k: json_list(v) for k, v in agg["err"].items()},
         "size_distribution": {"time": dist["time"], "size": dist["size"].tolist(),
                               "clusters_per_site": dist["clusters_per_site"].tolist()},
         "window": list(agg["window"]) if agg["window"] is not None else None,

@@ -28,7 +28,6 @@ of ``itinerant analyze``.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -40,6 +39,7 @@ from .. import coarsening
 from ..coarsening import as_grid, correlation_function, crossing_length, structure_factor_length
 from ..lattice import Lattice
 from ..observables import triangles
+from .common import json_list, lattice_spins, map_frames, read_lattice, write_csv
 
 CHI0 = 4.0 / (3.0 * math.sqrt(3.0))
 """|chirality| of every triangle of the perfect tetrahedral state."""
@@ -49,22 +49,13 @@ M_POINTS = ((1, 0), (0, 1), (1, 1))
 
 
 # ---------------------------------------------------------------------- configurations
-def _lattice_spins(spins, lattice: Lattice) -> np.ndarray:
-    if not isinstance(lattice, Lattice) or lattice.name != "triangular":
-        raise ValueError(f"tetrahedral-order analysis needs a triangular Lattice, got {lattice!r}")
-    s = np.asarray(spins, dtype=np.float64)
-    if s.ndim < 2 or s.shape[-2:] != (lattice.N, 3):
-        raise ValueError(f"spins must have shape (..., {lattice.N}, 3) for {lattice}, got {s.shape}")
-    return s
-
-
 def chirality_field(spins, lattice: Lattice) -> np.ndarray:
     """Scalar chirality of every elementary triangle, shape (..., 2, L, L).
 
     ``[..., 0, x, y]``: the up triangle at ``r = x a1 + y a2``; ``[..., 1, x, y]``: the down triangle
     ``(r + a1, r + a1 + a2, r + a2)``.  ``spins``: (N, 3) or a stack (..., N, 3).
     """
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "triangular", "tetrahedral-order analysis")
     tri = triangles(lattice)
     a, b, c = (s[..., tri[:, k], :] for k in range(3))
     chi = np.einsum("...a,...a->...", a, np.cross(b, c))  # (..., 2N): up triangles, then down
@@ -90,7 +81,7 @@ def order_parameter(spins, lattice: Lattice) -> np.ndarray:
     Normalised so that the perfect tetrahedral state has three orthogonal rows of length
     ``1/sqrt 3`` (total ``|Delta| = 1``, :func:`order_magnitude`).
     """
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "triangular", "tetrahedral-order analysis")
     return np.einsum("ei,...ia->...ea", _m_signs(lattice), s) / lattice.N
 
 
@@ -110,7 +101,7 @@ def structure_factor(spins, lattice: Lattice) -> np.ndarray:
 
     ``S(q) = (1/N) sum_a |sum_i S_i^a exp(-i q . r_i)|^2``, so that ``sum_q S(q) = N`` for unit spins.
     """
-    s = _lattice_spins(spins, lattice)
+    s = lattice_spins(spins, lattice, "triangular", "tetrahedral-order analysis")
     grid = as_grid(np.swapaxes(s, -1, -2), lattice.L)  # (..., 3, L, L) indexed [a, x, y]
     fk = np.fft.fft2(grid)  # sum_xy exp(-2 pi i (m1 x + m2 y)/L) = exp(-i q . r)
     return (np.abs(fk) ** 2).sum(axis=-3) / lattice.N
@@ -145,17 +136,6 @@ def domain_lengths(chi, lattice: Lattice, level: float = 0.5, ising: bool = Fals
 # ---------------------------------------------------------------------- trajectories
 QUANTITIES = ("energy", "chirality", "chirality_abs", "order", "length_corr", "length_sf")
 """Per-frame results of :func:`analyze_trajectory` (besides ``time``)."""
-
-
-def read_lattice(path) -> Lattice:
-    """The lattice a trajectory file's ``lattice`` and ``L`` attributes describe."""
-    with h5py.File(path, "r") as h5:
-        attrs = dict(h5.attrs)
-    missing = [k for k in ("lattice", "L") if k not in attrs]
-    if missing:
-        raise ValueError(f"{path}: the file lacks the root attribute(s) {missing} naming its lattice")
-    name = attrs["lattice"]
-    return Lattice.from_name(name.decode() if isinstance(name, bytes) else str(name), int(attrs["L"]))
 
 
 def analyze_trajectory(path, level: float = 0.5, ising: bool = False, every: int = 1) -> dict:
@@ -237,14 +217,6 @@ def _chirality_triangulation(L: int):
     return mtri.Triangulation(pos[:, 0], pos[:, 1], np.concatenate([up, down]))
 
 
-def map_frames(n_frames: int, count: int = 4) -> list[int]:
-    """About ``count`` frame indices spread evenly in log(frame), the first and last included."""
-    if n_frames <= count:
-        return list(range(n_frames))
-    idx = np.unique(np.rint(np.geomspace(1, n_frames, count)).astype(int) - 1)
-    return sorted(set(idx.tolist()) | {n_frames - 1})
-
-
 def plot_chirality_maps(path, out, frames=None, count: int = 4) -> Path:
     """Chirality of every triangle at several frames of a trajectory (default: spread in log time)."""
     import matplotlib
@@ -317,7 +289,7 @@ def analyze_cli(paths, out, window=None, level: float = 0.5, ising: bool = False
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     agg = analyze_runs(paths, window=window, level=level, ising=ising, every=every)
-    files = [_write_csv(agg, out / "lengths.csv"), _write_json(agg, out / "analysis.json", level, ising)]
+    files = [write_csv(agg, out / "lengths.csv"), _write_json(agg, out / "analysis.json", level, ising)]
     labels = {"length_corr": f"$L_C$: C(r) = {level:g}", "length_sf": r"$L_S = 2\pi/\langle|k|\rangle$"}
     files.append(coarsening.plot_lengths(agg, labels, out / "domain_growth.png",
                                          title=f"chirality domains, L = {agg['L']}, "
@@ -328,16 +300,6 @@ def analyze_cli(paths, out, window=None, level: float = 0.5, ising: bool = False
     for key, fit in agg["fits"].items():
         report.append(f"{key}: {fit}" if fit is not None else f"{key}: no fit ({agg['fit_errors'][key]})")
     return {"files": files, "report": report, "analysis": agg}
-
-
-def _write_csv(agg: dict, path: Path) -> Path:
-    keys = list(agg["mean"])
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["time"] + [f"{k}{s}" for k in keys for s in ("", "_err")])
-        for i, t in enumerate(agg["time"]):
-            w.writerow([f"{t:.10g}"] + [f"{agg[s][k][i]:.10g}" for k in keys for s in ("mean", "err")])
-    return path
 
 
 def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
@@ -367,13 +329,8 @@ def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
         "fits": {k: fit_dict(v) for k, v in agg["fits"].items()},
         "fit_errors": agg["fit_errors"],
         "time": agg["time"].tolist(),
-        "mean": {k: _json_list(v) for k, v in agg["mean"].items()},
-        "err": {k: _json_list(v) for k, v in agg["err"].items()},
+        "mean": {k: json_list(v) for k, v in agg["mean"].items()},
+        "err": {k: json_list(v) for k, v in agg["err"].items()},
     }
     path.write_text(json.dumps(doc, indent=1, allow_nan=False))
     return path
-
-
-def _json_list(values) -> list:
-    """Floats for JSON, undefined values (NaN: no domains yet, one run's error) as null."""
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import typer
 
 from ..analysis import square, triangular
-from ..analysis.triangular import read_lattice
+from ..analysis.common import read_lattice
 from .app import app, console, run_guarded
 
 ANALYSES = {"triangular": triangular.analyze_cli, "square": square.analyze_cli}

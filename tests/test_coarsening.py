@@ -62,3 +62,24 @@ def test_power_law_fit_recovers_exponent():
     assert 0 < fit.stderr < 0.05
     with pytest.raises(ValueError, match="at least 3"):
         fit_power_law(t, runs, window=(500, 600))
+
+
+def test_power_law_fit_error_from_run_to_run_scatter():
+    """Two smooth runs with exponents 0.50 and 0.55 that cross at t = 100: the exponent is their
+    mean and its error the spread of the slopes, not the (vanishing) scatter of log L near t = 100."""
+    t = np.logspace(1, 3, 40)
+    runs = np.stack([t ** 0.5, 100.0 ** -0.05 * t ** 0.55])
+    fit = fit_power_law(t, runs)
+    assert fit.exponent == pytest.approx(0.525, abs=1e-9)
+    assert fit.run_exponents == pytest.approx((0.50, 0.55), abs=1e-9)
+    assert fit.stderr == pytest.approx(0.025, rel=1e-6)
+
+
+def test_power_law_fit_single_run_residual_error():
+    t = np.logspace(1, 3, 40)
+    wiggle = 1 + 0.05 * np.sin(np.log(t) * 3)
+    fit = fit_power_law(t, 2.0 * t ** 0.6 * wiggle)
+    assert abs(fit.exponent - 0.6) < 0.02
+    assert 0 < fit.stderr < 0.02
+    assert fit.run_exponents == ()
+    assert fit.as_dict()["run_exponents"] == []

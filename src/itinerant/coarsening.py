@@ -106,25 +106,42 @@ def structure_factor_length(grid: np.ndarray, basis: np.ndarray) -> float:
 
 @dataclass
 class PowerLawFit:
-    """``L(t) = A t^exponent`` fitted over ``window``; ``stderr`` is the slope's standard error."""
+    """``L(t) = A t^exponent`` fitted over ``window``; ``stderr`` is the slope's standard error.
+
+    ``run_exponents`` holds the slope of each run when several were fitted (empty for one run).
+    """
 
     exponent: float
     stderr: float
     prefactor: float
     window: tuple[float, float]
     points: int
+    run_exponents: tuple[float, ...] = ()
 
     def __str__(self) -> str:
+        runs = f", {len(self.run_exponents)} runs" if self.run_exponents else ""
         return (f"L ~ t^({self.exponent:.3f} +- {self.stderr:.3f}) over t in "
-                f"[{self.window[0]:g}, {self.window[1]:g}] ({self.points} points)")
+                f"[{self.window[0]:g}, {self.window[1]:g}] ({self.points} points{runs})")
+
+    def as_dict(self) -> dict:
+        """JSON-ready fields; non-finite numbers become None."""
+        values = {"exponent": self.exponent, "stderr": self.stderr, "prefactor": self.prefactor}
+        return {**{k: (v if np.isfinite(v) else None) for k, v in values.items()},
+                "window": list(self.window), "points": self.points,
+                "run_exponents": list(self.run_exponents)}
 
 
-def fit_power_law(t, length, window=None, sigma=None) -> PowerLawFit:
+def fit_power_law(t, length, window=None) -> PowerLawFit:
     """Least-squares fit of ``log L = log A + p log t`` over ``window = (t_min, t_max)``.
 
-    ``length`` is (T,) or (runs, T); with several runs the mean of ``log L`` is fitted, weighted by
-    its standard error across runs, and the slope error includes the run-to-run scatter.
-    ``sigma`` optionally gives the standard error of ``log L`` per time for a single run.
+    ``length`` is (T,) or (runs, T).  The fit is unweighted.  One run: the slope error comes from
+    the residuals; the times of one run are correlated (L(t) is a smooth curve), so it
+    underestimates the run-to-run uncertainty.  Several runs: ``exponent`` is the slope of the
+    run-mean ``log L`` (equal to the mean of the per-run slopes), and ``stderr`` the standard error
+    of the per-run slopes, ``std(p_r) / sqrt(runs)``, but never less than the residual error of the
+    run-mean fit (with two or three runs the spread of the slopes is itself uncertain).  Weighting
+    times by the across-run scatter of ``log L`` is avoided on purpose: with few runs that scatter is
+    noise, and a few times where the runs happen to coincide would dominate the fit.
     """
     t = np.asarray(t, float)
     Ls = np.atleast_2d(np.asarray(length, float))
@@ -134,19 +151,14 @@ def fit_power_law(t, length, window=None, sigma=None) -> PowerLawFit:
         raise ValueError(f"need at least 3 valid points in the window [{lo}, {hi}], got {sel.sum()}")
     x = np.log(t[sel])
     logs = np.log(Ls[:, sel])
-    y = logs.mean(axis=0)
+    coef, cov = np.polyfit(x, logs.mean(axis=0), 1, cov=True)
+    stderr = float(np.sqrt(cov[0, 0]))
+    slopes: tuple[float, ...] = ()
     if Ls.shape[0] > 1:
-        s = logs.std(axis=0, ddof=1) / np.sqrt(Ls.shape[0])
-        s = np.where(s > 0, s, np.median(s[s > 0]) if (s > 0).any() else 1.0)
-    elif sigma is not None:
-        s = np.asarray(sigma, float)[sel]
-    else:
-        s = None
-    w = None if s is None else 1 / s
-    coef, cov = np.polyfit(x, y, 1, w=w, cov="unscaled" if s is not None else True)
-    return PowerLawFit(exponent=float(coef[0]), stderr=float(np.sqrt(cov[0, 0])),
-                       prefactor=float(np.exp(coef[1])), window=(float(lo), float(hi)),
-                       points=int(sel.sum()))
+        slopes = tuple(float(p) for p in np.polyfit(x, logs.T, 1)[0])
+        stderr = max(stderr, float(np.std(slopes, ddof=1) / np.sqrt(len(slopes))))
+    return PowerLawFit(exponent=float(coef[0]), stderr=stderr, prefactor=float(np.exp(coef[1])),
+                       window=(float(lo), float(hi)), points=int(sel.sum()), run_exponents=slopes)
 
 
 # ---------------------------------------------------------------------- several runs

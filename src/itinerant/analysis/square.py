@@ -625,13 +625,6 @@ def analyze_cli(paths, out, window=None, level: float = 0.5, ising: bool = False
 
 
 def _write_json(agg: dict, path: Path) -> Path:
-    def fit_dict(fit):
-        if fit is None:
-            return None
-        values = {"exponent": fit.exponent, "stderr": fit.stderr, "prefactor": fit.prefactor}
-        return {**{k: (v if math.isfinite(v) else None) for k, v in values.items()},
-                "window": list(fit.window), "points": fit.points}
-
     dist = mean_size_distribution(agg)
     keys = list(agg["mean"]) + list(agg["fits"])
     doc = {
@@ -650,7 +643,7 @@ def _write_json(agg: dict, path: Path) -> Path:
         "size_distribution": {"time": dist["time"], "size": dist["size"].tolist(),
                               "clusters_per_site": dist["clusters_per_site"].tolist()},
         "window": list(agg["window"]) if agg["window"] is not None else None,
-        "fits": {k: fit_dict(v) for k, v in agg["fits"].items()},
+        "fits": {k: (v.as_dict() if v is not None else None) for k, v in agg["fits"].items()},
         "fit_errors": agg["fit_errors"],
     }
     path.write_text(json.dumps(doc, indent=1, allow_nan=False))

@@ -303,13 +303,6 @@ def analyze_cli(paths, out, window=None, level: float = 0.5, ising: bool = False
 
 
 def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
-    def fit_dict(fit):
-        if fit is None:
-            return None
-        values = {"exponent": fit.exponent, "stderr": fit.stderr, "prefactor": fit.prefactor}
-        return {**{k: (v if math.isfinite(v) else None) for k, v in values.items()},
-                "window": list(fit.window), "points": fit.points}
-
     doc = {
         "lattice": "triangular", "L": agg["L"], "runs": [r["path"] for r in agg["runs"]],
         "definitions": {
@@ -326,7 +319,7 @@ def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
         },
         "window": list(agg["window"]) if agg["window"] is not None else None,
         "window_rule": agg["window_rule"],
-        "fits": {k: fit_dict(v) for k, v in agg["fits"].items()},
+        "fits": {k: (v.as_dict() if v is not None else None) for k, v in agg["fits"].items()},
         "fit_errors": agg["fit_errors"],
         "time": agg["time"].tolist(),
         "mean": {k: json_list(v) for k, v in agg["mean"].items()},

@@ -2,6 +2,12 @@
 
     .venv/bin/python studies/square/validate.py [--L 20] [--steps 400] [--seeds 11 12]
                                                 [--model square-J6-n0.485]
+    .venv/bin/python studies/square/validate.py --exact-run results/square-exact-30/seed-11.h5
+
+``--exact-run`` takes exact trajectories written by ``itinerant simulate`` (30x30:
+studies/square/exact-quench-30.toml, hours per run) instead of running the exact solver here; the
+learned run starts from each file's first frame with the file's alpha, dt and frame interval, and
+is compared over the frames the file holds (a run still in progress is compared so far).
 
 Square lattice t1 = 1, J = 6, electron kT = 0, fixed electron number N_e = round(0.485 * 2 L^2)
 (L = 20: 388, L = 30: 873); RK4, alpha = 0.5, dt = 0.1 (the training quenches' settings).  The
@@ -19,6 +25,7 @@ units of random relaxation, where independent chaotic runs decorrelate).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import matplotlib
@@ -38,16 +45,37 @@ T_FORMED = 5.0
 FILLING = 0.485
 
 
-def relax(ff, exact, lat, s0, steps, dt):
-    """Observables along an RK4 alpha = 0.5 quench with ``ff`` (dict of arrays over frames)."""
-    traj = it.LLG(ff, alpha=0.5, dt=dt, integrator="rk4", seed=0).run(s0, steps,
-                                                                      save_every=max(1, steps // 40))
+def relax(ff, exact, lat, s0, steps, dt, save_every=None, alpha=0.5):
+    """Observables along an RK4 quench with ``ff`` (dict of arrays over frames); energies and mu*
+    re-evaluated with the exact solver."""
+    traj = it.LLG(ff, alpha=alpha, dt=dt, integrator="rk4", seed=0).run(
+        s0, steps, save_every=save_every or max(1, steps // 40))
     st = exact.solve(np.asarray(traj.spins))
-    return {"t": np.asarray(traj.time), "E": np.atleast_1d(st.energy) / lat.N,
-            "mu": np.atleast_1d(st.mu),
-            "nn": np.array([sq.nn_correlation(s, lat) for s in traj.spins]),
-            "fm": np.array([sq.fm_bond_fraction(s, lat) for s in traj.spins]),
-            "ms": np.array([sq.staggered_moment(s, lat) for s in traj.spins])}
+    return observe(traj.time, traj.spins, lat, st.energy, st.mu)
+
+
+def observe(t, spins, lat, energy, mu) -> dict:
+    """The compared observables of frames ``spins`` (F, N, 3) with exact ``energy`` and ``mu``."""
+    return {"t": np.asarray(t), "E": np.atleast_1d(energy) / lat.N, "mu": np.atleast_1d(mu),
+            "nn": np.array([sq.nn_correlation(s, lat) for s in spins]),
+            "fm": np.array([sq.fm_bond_fraction(s, lat) for s in spins]),
+            "ms": np.array([sq.staggered_moment(s, lat) for s in spins])}
+
+
+def exact_reference(path, lat) -> tuple[dict, dict]:
+    """Observables of an exact trajectory file and the settings to repeat its run."""
+    traj = it.Trajectory.load(path)
+    a = traj.attrs
+    if str(a.get("force_field")) != "exact":
+        raise ValueError(f"{path}: force field {a.get('force_field')!r}, not the exact solver")
+    if int(a["L"]) != lat.L or str(a["lattice"]) != "square":
+        raise ValueError(f"{path}: lattice {a['lattice']} {a['L']}, expected square {lat.L}")
+    dt, t = float(a["dt"]), np.asarray(traj.time)
+    every = int(round((t[1] - t[0]) / dt))
+    mu = traj.observables.get("chemical_potential", np.full(len(t), np.nan))
+    run = {"s0": traj.spins[0], "steps": every * (len(t) - 1), "dt": dt, "save_every": every,
+           "alpha": float(a["alpha"])}
+    return observe(t, traj.spins, lat, traj.energy, mu), run
 
 
 def main() -> None:
@@ -57,27 +85,45 @@ def main() -> None:
     ap.add_argument("--dt", type=float, default=0.1)
     ap.add_argument("--model", default="square-J6-n0.485")
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12])
+    ap.add_argument("--exact-run", nargs="+", default=None,
+                    help="exact trajectory files to compare with (their L overrides --L)")
     ap.add_argument("--out", default="docs/studies/figures/square-validation.png")
     args = ap.parse_args()
+    if args.exact_run:
+        args.L = int(it.Trajectory.load(args.exact_run[0]).attrs["L"])
     lat = it.Lattice.square(args.L)
     n_e = int(round(FILLING * 2 * lat.N))
     model = it.SDModel(lat, t=(1.0,), J=6.0, filling=n_e / (2 * lat.N))
     exact = it.ExactSolver(model)
     ml = it.MLForceField.load(args.model, lattice=lat, expect_model=model)
-    runs = {"exact": [], "ML": []}
-    for seed in args.seeds:
-        s0 = random_spins(lat.N, seed)
+    runs, used = {"exact": [], "ML": []}, []
+    cases = ([(path, None) for path in args.exact_run] if args.exact_run
+             else [(None, seed) for seed in args.seeds])
+    for path, seed in cases:
+        if path is not None:
+            ref, run = exact_reference(path, lat)
+            seed = json.loads(it.Trajectory.load(path).attrs["run_config"])["initial"].get("seed")
+        used.append(seed)
         for name, ff in (("exact", exact), ("ML", ml)):
             t0 = time.perf_counter()
-            r = relax(ff, exact, lat, s0, args.steps, args.dt)
+            if path is None:
+                r = relax(ff, exact, lat, random_spins(lat.N, seed), args.steps, args.dt)
+            elif name == "exact":
+                r = ref
+            else:
+                r = relax(ff, exact, lat, run["s0"], run["steps"], run["dt"], run["save_every"],
+                          run["alpha"])
             runs[name].append(r)
             print(f"seed {seed} {name:5s} (N_e = {n_e}): E/N = {r['E'][-1]:.4f}, nn = {r['nn'][-1]:+.3f}, "
                   f"FM = {r['fm'][-1]:.3f}, m_s = {r['ms'][-1]:.3f}, exact mu* = {r['mu'][-1]:.3f}"
                   f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
-    t = runs["exact"][0]["t"]
-    mean = {name: {k: np.mean([r[k] for r in rs], 0) for k in ("E", "nn", "fm", "ms", "mu")}
+    n = min(len(r["t"]) for rs in runs.values() for r in rs)  # exact runs still in progress
+    t = runs["exact"][0]["t"][:n]
+    mean = {name: {k: np.mean([r[k][:n] for r in rs], 0) for k in ("E", "nn", "fm", "ms", "mu")}
             for name, rs in runs.items()}
     late = t >= T_FORMED
+    if not late.any():
+        raise SystemExit(f"no frames after t = {T_FORMED:g} to compare (the runs reach t = {t[-1]:g})")
     ok = True
     for key, tol in (("E", ENERGY_TOL), ("nn", NN_TOL), ("fm", FM_TOL)):
         d = np.abs(mean["ML"][key] - mean["exact"][key])[late].max()
@@ -96,7 +142,7 @@ def main() -> None:
         ax.set(xlabel="t", ylabel=labels[key])
     axes[0].legend()
     fig.suptitle(f"square {args.L}x{args.L}, J = 6, N_e = {n_e}, RK4 alpha = 0.5 dt = {args.dt}, "
-                 f"same initial states (seeds {args.seeds})")
+                 f"same initial states (seeds {used})")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

@@ -109,3 +109,12 @@ def test_bad_options_are_clear_errors():
         assert res.exit_code == 2 and msg in res.output, res.output
     with pytest.raises(ValueError, match="L = 9"):
         bench.bench_model("triangular", 9)
+
+
+def test_shipped_mu_conditioned_model_runs_canonically_at_any_size():
+    """The square model was trained at N_e = 248 of 512 states (filling 0.484375), which is no
+    integer electron number on 30x30; the benchmark times it at the nearest one (872 of 1800)."""
+    row = bench.bench_force_field("ml", "square", 30, model="square-J6-n0.485", repeat=1, memory=False)
+    assert row["ensemble"] == "canonical, N_e = 872"
+    assert row["site_evals_per_s"] > 0
+    assert bench.bench_force_field("ml", "square", 12, repeat=1, memory=False)["ensemble"] is None

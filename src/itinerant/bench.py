@@ -220,7 +220,23 @@ def make_force_field(solver: str, kind: str, L: int, dtype: str = "float64", dev
         from .descriptors import DEFAULT_CUTOFF
 
         return MLForceField.new(sd, DEFAULT_CUTOFF[kind], **opts)
-    return MLForceField.load(model, lattice=sd.lattice, **opts)
+    ff = MLForceField.load(model, lattice=sd.lattice, **opts)
+    filling = ff.ensemble.get("filling") if ff.mu_conditioned else None
+    if filling is not None:  # canonical mode at the nearest integer electron number on this lattice
+        states = 2 * sd.lattice.N
+        ff = MLForceField.load(model, lattice=sd.lattice, filling=round(filling * states) / states,
+                               **opts)
+    return ff
+
+
+def _ensemble(ff) -> str | None:
+    """A learned model's ensemble in words (mu-conditioned models), else None."""
+    ens = getattr(ff, "ensemble", None) or {}
+    if ens.get("filling") is not None:
+        return f"canonical, N_e = {round(ens['filling'] * 2 * ff.lattice.N)}"
+    if ens.get("mu") is not None:
+        return f"grand canonical, mu = {ens['mu']:g}"
+    return None
 
 
 def _spins(N: int, seed: int = 0) -> np.ndarray:
@@ -261,7 +277,7 @@ def bench_force_field(solver: str, lattice: str, L: int, dtype: str = "float64",
            "ms": 1e3 * t["best_s"], "cpu_ms": 1e3 * t["cpu_s"], "median_ms": 1e3 * t["median_s"],
            "first_ms": 1e3 * t["first_s"], "repeats": t["repeats"],
            "site_evals_per_s": N / t["best_s"], "peak_mem_mb": mem, "mem_method": method,
-           "load": load, "compile_s": compile_s}
+           "load": load, "compile_s": compile_s, "ensemble": _ensemble(ff)}
     if solver == "kpm":
         row["settings"] = {k: v for k, v in ff.settings().items() if k != "spectral_half_width"}
     return row
@@ -308,7 +324,7 @@ def bench_llg(lattice: str, L: int, steps: int = 3, dtype: str = "float64", devi
             "compile": compile, "integrator": sim.integrator, "dt": dt, "steps": steps,
             "evals_per_step": evals, "ms_per_step": 1e3 * wall / steps,
             "cpu_ms_per_step": 1e3 * cpu / steps, "steps_per_s": steps / wall,
-            "ms_per_eval": 1e3 * wall / ff.calls, "load": load}
+            "ms_per_eval": 1e3 * wall / ff.calls, "load": load, "ensemble": _ensemble(ff.ff)}
 
 
 def float32_accuracy(lattice: str, L: int, model: str = "default", device="cpu") -> dict:
@@ -392,7 +408,10 @@ def flop_count(lattice: str, L: int = 32, dtype: str = "float32", model: str = "
     lat = ff.lattice
     x = torch.as_tensor(_spins(lat.N)[None], dtype=ff.dtype)
     ev = ff._evaluator(lat)
-    ev(ff.net, x)
+    mu = None
+    if ff.mu_conditioned:  # one pass at a fixed mu (the canonical mode makes several per evaluation)
+        mu = torch.full((1, lat.N), float(np.mean(ff.mu_range)), dtype=ff.dtype)
+    ev(ff.net, x, mu)
 
     counts = {"bytes": 0, "elementwise": 0, "gemm_bytes": 0}
 
@@ -431,9 +450,9 @@ def flop_count(lattice: str, L: int = 32, dtype: str = "float32", model: str = "
             return out
 
     with Trace():
-        ev(ff.net, x)
+        ev(ff.net, x, mu)
     with FlopCounterMode(display=False) as fc:
-        ev(ff.net, x)
+        ev(ff.net, x, mu)
     N = lat.N
     gemm = gemm_flops_per_site(ff.net, ff.descriptor(lat))
     d = ff.descriptor(lat)

@@ -108,7 +108,7 @@ def tables(result: dict):
         t.add_column(c, justify="left" if left else "right")
     for r in rows:
         if r["what"] == "force_field":
-            t.add_row(r["solver"] + (" (compiled)" if r.get("compile") else ""), r["model"] or "",
+            t.add_row(r["solver"] + (" (compiled)" if r.get("compile") else ""), _model(r),
                       r["lattice"], str(r["L"]), str(r["N"]), r["dtype"], str(r["threads"]),
                       _fmt(r["ms"]), _fmt(r["cpu_ms"]), f"{r['site_evals_per_s']:.3g}",
                       _fmt(r["peak_mem_mb"]), _fmt(r["load"], 2))
@@ -120,7 +120,7 @@ def tables(result: dict):
                   "CPU ms/step", "steps/s", "ms/eval", "load"):
             t.add_column(c)
         for r in llg:
-            t.add_row(r["model"] + (" (compiled)" if r.get("compile") else ""), r["lattice"],
+            t.add_row(_model(r) + (" (compiled)" if r.get("compile") else ""), r["lattice"],
                       str(r["L"]), r["dtype"], str(r["threads"]),
                       r["integrator"], _fmt(r["evals_per_step"]), _fmt(r["ms_per_step"]),
                       _fmt(r["cpu_ms_per_step"]), _fmt(r["steps_per_s"]), _fmt(r["ms_per_eval"]),
@@ -266,6 +266,11 @@ def bench(
             console.print(f"wrote {json_out}")
 
     run_guarded(_run)
+
+
+def _model(r: dict) -> str:
+    """The model column: name, and the ensemble of a mu-conditioned model."""
+    return (r["model"] or "") + (f" ({r['ensemble']})" if r.get("ensemble") else "")
 
 
 def _summary(r: dict) -> str:

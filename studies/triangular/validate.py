@@ -1,6 +1,6 @@
 """ML-LLG against exact LLG from the same random states: energy and chirality along the relaxation.
 
-    .venv/bin/python studies/triangular/validate.py [--L 18] [--steps 150] [--seeds 3 4]
+    .venv/bin/python studies/triangular/validate.py [--L 18] [--steps 150] [--seeds 3 4 ... 10]
                                                     [--model triangular-J2-n0.25]
 
 Both runs use the demo's deterministic settings (RK4, alpha = 1, dt = 1, kT = 0); the learned run's
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=18)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--model", default="triangular-J2-n0.25")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8, 9, 10])
     ap.add_argument("--out", default="docs/studies/figures/triangular-validation.png")
     args = ap.parse_args()
     lat = it.Lattice.triangular(args.L)

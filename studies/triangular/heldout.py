@@ -3,8 +3,9 @@
     .venv/bin/python studies/triangular/heldout.py [--model triangular-J2-n0.25] [--seed 7]
 
 Exact LLG (RK4, alpha = 1, dt = 1) on 18x18 from random spins; every 10th frame, the learned
-fields against the exact ones: R^2 and RMSE of all components and of the part perpendicular to
-S_i (the torque-generating part), for early (t < 40: random, metallic), ordering (40 <= t < 100)
+fields against the exact ones: R^2 and RMSE of all components together
+(``itinerant.training.report.field_metrics``, the definitions of the training metrics) and of the
+part perpendicular to S_i (the torque-generating part), for early (t < 40: random, metallic), ordering (40 <= t < 100)
 and late (t >= 100: tetrahedral domains and walls) frames.
 """
 
@@ -16,10 +17,7 @@ import numpy as np
 
 import itinerant as it
 from itinerant.spins import random_spins
-
-
-def r2(pred, ref):
-    return 1 - np.sum((pred - ref) ** 2) / np.sum((ref - ref.mean(axis=(0, 1))) ** 2)
+from itinerant.training.report import field_metrics
 
 
 def main() -> None:
@@ -37,16 +35,13 @@ def main() -> None:
     S = np.asarray(traj.spins)
     _, h_ex = exact.energy_and_fields(S)
     _, h_ml = ml.energy_and_fields(S)
-    def perp(h, s):
-        return h - np.sum(h * s, -1, keepdims=True) * s
     t = np.asarray(traj.time)
     print(f"{'frames':>22} {'n':>3} {'R2 full':>8} {'RMSE full':>10} {'R2 perp':>8} {'RMSE perp':>10}")
     for name, sel in (("early t < 40", t < 40), ("ordering 40 <= t < 100", (t >= 40) & (t < 100)),
                       ("late t >= 100", t >= 100), ("all", t >= 0)):
-        a, b = h_ml[sel], h_ex[sel]
-        pa, pb = perp(a, S[sel]), perp(b, S[sel])
-        print(f"{name:>22} {sel.sum():3d} {r2(a, b):8.4f} {np.sqrt(np.mean((a - b) ** 2)):10.2e} "
-              f"{r2(pa, pb):8.4f} {np.sqrt(np.mean((pa - pb) ** 2)):10.2e}")
+        f = field_metrics(h_ml[sel], h_ex[sel], S[sel])
+        print(f"{name:>22} {sel.sum():3d} {f['full']['r2']:8.4f} {f['full']['rmse']:10.2e} "
+              f"{f['perpendicular']['r2']:8.4f} {f['perpendicular']['rmse']:10.2e}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import itinerant as it
 from itinerant.training.report import density_metrics, field_metrics
 
 STAGES = (("early t < 5", 0.0, 5.0), ("forming 5 <= t < 20", 5.0, 20.0),
-          ("late t >= 20", 20.0, np.inf), ("all", 0.0, np.inf))
+          ("late t >= 20", 20.0, np.inf))
 
 
 def from_runs(paths, every: int):
@@ -76,10 +76,8 @@ def main() -> None:
     print(f"{'frames':>20} {'n':>3} {'R2 full':>8} {'RMSE full':>10} {'R2 perp':>8} {'RMSE perp':>10} "
           f"{'|dE|/N':>8} {'R2 n_i':>7} {'MAE n_i':>8} {'|dmu*|':>7}")
     stages = [(name, (t >= lo) & (t < hi)) for name, lo, hi in STAGES]
-    stages.insert(-1, ("static", np.isnan(t)))
+    stages += [("static", np.isnan(t)), ("all", np.ones(len(t), bool))]
     for name, sel in stages:
-        if name == "all":
-            sel = np.ones(len(t), bool)
         if not sel.any():
             continue
         f = field_metrics(h_ml[sel], ref.fields[sel], S[sel])

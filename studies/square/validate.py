@@ -62,20 +62,21 @@ def observe(t, spins, lat, energy, mu) -> dict:
             "ms": np.array([sq.staggered_moment(s, lat) for s in spins])}
 
 
-def exact_reference(path, lat) -> tuple[dict, dict]:
-    """Observables of an exact trajectory file and the settings to repeat its run."""
+def exact_reference(path, model) -> tuple[dict, dict]:
+    """Observables of an exact trajectory file of ``model`` and the settings (and the initial
+    state's seed) to repeat its run."""
     traj = it.Trajectory.load(path)
     a = traj.attrs
     if str(a.get("force_field")) != "exact":
         raise ValueError(f"{path}: force field {a.get('force_field')!r}, not the exact solver")
-    if int(a["L"]) != lat.L or str(a["lattice"]) != "square":
-        raise ValueError(f"{path}: lattice {a['lattice']} {a['L']}, expected square {lat.L}")
+    if it.io.read_model(path) != model:
+        raise ValueError(f"{path}: a run of {it.io.read_model(path)}, expected {model}")
     dt, t = float(a["dt"]), np.asarray(traj.time)
     every = int(round((t[1] - t[0]) / dt))
     mu = traj.observables.get("chemical_potential", np.full(len(t), np.nan))
     run = {"s0": traj.spins[0], "steps": every * (len(t) - 1), "dt": dt, "save_every": every,
-           "alpha": float(a["alpha"])}
-    return observe(t, traj.spins, lat, traj.energy, mu), run
+           "alpha": float(a["alpha"]), "seed": json.loads(a["run_config"])["initial"].get("seed")}
+    return observe(t, traj.spins, model.lattice, traj.energy, mu), run
 
 
 def main() -> None:
@@ -90,10 +91,12 @@ def main() -> None:
     ap.add_argument("--out", default="docs/studies/figures/square-validation.png")
     args = ap.parse_args()
     if args.exact_run:
-        args.L = int(it.Trajectory.load(args.exact_run[0]).attrs["L"])
-    lat = it.Lattice.square(args.L)
-    n_e = int(round(FILLING * 2 * lat.N))
-    model = it.SDModel(lat, t=(1.0,), J=6.0, filling=n_e / (2 * lat.N))
+        model = it.io.read_model(args.exact_run[0])
+        lat, args.L = model.lattice, model.lattice.L
+    else:
+        lat = it.Lattice.square(args.L)
+        model = it.SDModel(lat, t=(1.0,), J=6.0, filling=round(FILLING * 2 * lat.N) / (2 * lat.N))
+    n_e = model.n_electrons
     exact = it.ExactSolver(model)
     ml = it.MLForceField.load(args.model, lattice=lat, expect_model=model)
     runs, used = {"exact": [], "ML": []}, []
@@ -101,8 +104,8 @@ def main() -> None:
              else [(None, seed) for seed in args.seeds])
     for path, seed in cases:
         if path is not None:
-            ref, run = exact_reference(path, lat)
-            seed = json.loads(it.Trajectory.load(path).attrs["run_config"])["initial"].get("seed")
+            ref, run = exact_reference(path, model)
+            seed = run["seed"]
         used.append(seed)
         for name, ff in (("exact", exact), ("ML", ml)):
             t0 = time.perf_counter()

@@ -57,3 +57,8 @@ def write_csv(agg: dict, path: Path) -> Path:
 def json_list(values) -> list:
     """Floats for JSON, undefined values (NaN: not defined yet, one run's error) as null."""
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
+
+
+def fits_json(fits: dict) -> dict:
+    """``{key: PowerLawFit | None}`` for JSON (:meth:`~itinerant.coarsening.PowerLawFit.as_dict`)."""
+    return {k: (v.as_dict() if v is not None else None) for k, v in fits.items()}

@@ -59,7 +59,7 @@ from scipy.sparse.csgraph import connected_components
 from .. import coarsening
 from ..coarsening import as_grid
 from ..lattice import Lattice
-from .common import json_list, lattice_spins, map_frames, read_lattice, write_csv
+from .common import fits_json, json_list, lattice_spins, map_frames, read_lattice, write_csv
 
 DEFAULT_THRESHOLD = 0.0
 """A bond is ferromagnetic when ``S_i . S_j > threshold``; 0 means an angle below 90 degrees."""
@@ -643,7 +643,7 @@ def _write_json(agg: dict, path: Path) -> Path:
         "size_distribution": {"time": dist["time"], "size": dist["size"].tolist(),
                               "clusters_per_site": dist["clusters_per_site"].tolist()},
         "window": list(agg["window"]) if agg["window"] is not None else None,
-        "fits": {k: (v.as_dict() if v is not None else None) for k, v in agg["fits"].items()},
+        "fits": fits_json(agg["fits"]),
         "fit_errors": agg["fit_errors"],
     }
     path.write_text(json.dumps(doc, indent=1, allow_nan=False))

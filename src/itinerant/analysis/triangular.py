@@ -39,7 +39,7 @@ from .. import coarsening
 from ..coarsening import as_grid, correlation_function, crossing_length, structure_factor_length
 from ..lattice import Lattice
 from ..observables import triangles
-from .common import json_list, lattice_spins, map_frames, read_lattice, write_csv
+from .common import fits_json, json_list, lattice_spins, map_frames, read_lattice, write_csv
 
 CHI0 = 4.0 / (3.0 * math.sqrt(3.0))
 """|chirality| of every triangle of the perfect tetrahedral state."""
@@ -319,7 +319,7 @@ def _write_json(agg: dict, path: Path, level: float, ising: bool) -> Path:
         },
         "window": list(agg["window"]) if agg["window"] is not None else None,
         "window_rule": agg["window_rule"],
-        "fits": {k: (v.as_dict() if v is not None else None) for k, v in agg["fits"].items()},
+        "fits": fits_json(agg["fits"]),
         "fit_errors": agg["fit_errors"],
         "time": agg["time"].tolist(),
         "mean": {k: json_list(v) for k, v in agg["mean"].items()},

@@ -126,7 +126,9 @@ class FastEvaluator:
                              d.term1_out, d.term2_out, d.term3_out)
         self._coef3 = None if d._unit_coef[3] else d.term3_coef[:, None]
         self.compile = bool(compile)
-        self._body = torch.compile(self._block, dynamic=False) if compile else self._block
+        wrap = (lambda fn: torch.compile(fn, dynamic=False)) if compile else (lambda fn: fn)
+        self._body, self._to_table, self._to_gradient = (
+            wrap(self._block), wrap(self._table), wrap(self._gradient))
 
     # ------------------------------------------------------------------ public
     def work_rows(self, hidden) -> int:
@@ -155,9 +157,7 @@ class FastEvaluator:
             raise ValueError("pass mu (B, N) exactly when the network takes a chemical potential")
         L, nf = self.lattice.L, self.n_fields
         weights = self._weights(net, spins.dtype)
-        s = spins.detach().reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()  # (B, 3, y, x)
-        table = self._fields(s)                                                   # (B, nf, L, L)
-        table = table.index_select(2, self.y_wrap).reshape(-1)                    # padded, flat
+        table = self._to_table(spins.detach())
         g_table = torch.zeros_like(table)
         s_sites = spins.detach().reshape(B, N, 3)
         g_sites = torch.zeros_like(s_sites)
@@ -188,13 +188,8 @@ class FastEvaluator:
                     2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
                 if mu is not None:
                     g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
-        g_table = g_table.reshape(B, nf, self.L_pad, L)
-        g_fields = torch.zeros(B, nf, L, L, dtype=s.dtype, device=s.device)
-        g_fields.index_add_(2, self.y_wrap, g_table)
-        grad = self._fields_backward(s, g_fields).permute(0, 2, 3, 1).reshape(B, N, 3)
-        if mu is not None:
-            return energy, grad + g_sites, g_mu
-        return energy, grad + g_sites
+        grad = self._to_gradient(spins.detach(), g_table) + g_sites
+        return (energy, grad, g_mu) if mu is not None else (energy, grad)
 
     # ------------------------------------------------------------------ pieces
     def _weights(self, net, dtype):
@@ -279,6 +274,20 @@ class FastEvaluator:
         df.index_add_(0, i3[2], d3 * ab3)
         dg = torch.bmm(W.transpose(1, 2), df.reshape(-1, n_g, n))
         return e, dg, dlength, dmu
+
+    def _table(self, spins):
+        """The flat, y-padded field table (B * n_fields * L_pad * L,) of spins (B, N, 3)."""
+        B, L = spins.shape[0], self.lattice.L
+        s = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()      # (B, 3, y, x)
+        return self._fields(s).index_select(2, self.y_wrap).reshape(-1)
+
+    def _gradient(self, spins, g_table):
+        """dE/dS (B, N, 3) through the fields from dE/d(padded table), spins (B, N, 3)."""
+        B, L, nf = spins.shape[0], self.lattice.L, self.n_fields
+        s = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()
+        g_fields = g_table.new_zeros(B, nf, L, L).index_add_(
+            2, self.y_wrap, g_table.reshape(B, nf, self.L_pad, L))
+        return self._fields_backward(s, g_fields).permute(0, 2, 3, 1).reshape(B, L * L, 3)
 
     def _pad(self, x):
         """Periodic padding of the last two (y, x) dimensions by the reach R_xy."""

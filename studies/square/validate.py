@@ -13,8 +13,8 @@ Square lattice t1 = 1, J = 6, electron kT = 0, fixed electron number N_e = round
 (L = 20: 388, L = 30: 873); RK4, alpha = 0.5, dt = 0.1 (the training quenches' settings).  The
 learned force field runs in its canonical mode (mu* solved at every evaluation, docs/canonical.md).
 Both runs' energies are re-evaluated with the exact solver.  Prints, per seed and for the seed
-mean, the energy per site, <S_i.S_j>_nn, the FM-bond fraction, the staggered moment and mu* at
-the end, and the largest differences along the run; writes
+mean, the energy per site, <S_i.S_j>_nn, the FM-bond fraction, the weighted FM-cluster size
+<s>_w, the staggered moment and mu* at the end, and the largest differences along the run; writes
 docs/studies/figures/square-validation.png.
 
 Acceptance: for the seed-mean curves, |delta E| <= ENERGY_TOL per site, |delta <S.S>_nn| <= NN_TOL
@@ -54,12 +54,16 @@ def relax(ff, exact, lat, s0, steps, dt, save_every=None, alpha=0.5):
     return observe(traj.time, traj.spins, lat, st.energy, st.mu)
 
 
+OBSERVED = {"nn": "nn_correlation", "fm": "fm_fraction", "ms": "staggered_moment",
+            "sw": "cluster_mean_weight"}
+"""Compared observables (short name -> :func:`itinerant.analysis.square.frame_observables` key)."""
+
+
 def observe(t, spins, lat, energy, mu) -> dict:
     """The compared observables of frames ``spins`` (F, N, 3) with exact ``energy`` and ``mu``."""
+    frames = [sq.frame_observables(s, lat) for s in spins]
     return {"t": np.asarray(t), "E": np.atleast_1d(energy) / lat.N, "mu": np.atleast_1d(mu),
-            "nn": np.array([sq.nn_correlation(s, lat) for s in spins]),
-            "fm": np.array([sq.fm_bond_fraction(s, lat) for s in spins]),
-            "ms": np.array([sq.staggered_moment(s, lat) for s in spins])}
+            **{k: np.array([f[key] for f in frames]) for k, key in OBSERVED.items()}}
 
 
 def exact_reference(path, model) -> tuple[dict, dict]:
@@ -118,11 +122,11 @@ def main() -> None:
                           run["alpha"])
             runs[name].append(r)
             print(f"seed {seed} {name:5s} (N_e = {n_e}): E/N = {r['E'][-1]:.4f}, nn = {r['nn'][-1]:+.3f}, "
-                  f"FM = {r['fm'][-1]:.3f}, m_s = {r['ms'][-1]:.3f}, exact mu* = {r['mu'][-1]:.3f}"
-                  f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+                  f"FM = {r['fm'][-1]:.3f}, <s>_w = {r['sw'][-1]:.1f}, m_s = {r['ms'][-1]:.3f}, "
+                  f"exact mu* = {r['mu'][-1]:.3f}  ({time.perf_counter() - t0:.1f} s)", flush=True)
     n = min(len(r["t"]) for rs in runs.values() for r in rs)  # exact runs still in progress
     t = runs["exact"][0]["t"][:n]
-    mean = {name: {k: np.mean([r[k][:n] for r in rs], 0) for k in ("E", "nn", "fm", "ms", "mu")}
+    mean = {name: {k: np.mean([r[k][:n] for r in rs], 0) for k in ("E", "mu", *OBSERVED)}
             for name, rs in runs.items()}
     late = t >= T_FORMED
     if not late.any():
@@ -133,16 +137,21 @@ def main() -> None:
         ok &= d <= tol
         print(f"  max |delta {key}| for t >= {T_FORMED:g}: {d:.3g} (tolerance {tol}) "
               f"{'ok' if d <= tol else 'FAIL'}")
+    for key, what in (("sw", "weighted FM cluster size"), ("ms", "staggered moment")):
+        d = mean["ML"][key] - mean["exact"][key]
+        print(f"  not a criterion: {what} (seed mean) for t >= {T_FORMED:g}: ML - exact "
+              f"{d[late].min():+.3g} to {d[late].max():+.3g}; at t = {t[-1]:g}: "
+              f"{mean['ML'][key][-1]:.3g} (ML), {mean['exact'][key][-1]:.3g} (exact)")
     print("PASS" if ok else "FAIL")
 
     labels = {"E": "exact energy per site", "nn": "<S_i . S_j>_nn", "fm": "FM-bond fraction",
-              "ms": "staggered moment"}
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+              "sw": "weighted FM cluster size <s>_w", "ms": "staggered moment"}
+    fig, axes = plt.subplots(1, len(labels), figsize=(20, 3.8))
     for ax, key in zip(axes, labels):
         for name, color, style in (("exact", "k", "-"), ("ML", "C1", "--")):
             for k, r in enumerate(runs[name]):
                 ax.plot(r["t"], r[key], style, color=color, alpha=0.8, label=name if k == 0 else None)
-        ax.set(xlabel="t", ylabel=labels[key])
+        ax.set(xlabel="t", ylabel=labels[key], yscale="log" if key == "sw" else "linear")
     axes[0].legend()
     fig.suptitle(f"square {args.L}x{args.L}, J = 6, N_e = {n_e}, RK4 alpha = 0.5 dt = {args.dt}, "
                  f"same initial states (seeds {used})")

@@ -82,7 +82,8 @@ class FastEvaluator:
     max_block:
         Upper bound on the default block (memory control).
     compile:
-        Wrap the per-block computation in ``torch.compile`` (one compilation per block shape).
+        Wrap the per-block computation, the field table and the gradient through the fields in
+        ``torch.compile`` (one compilation per block shape); best with one CPU thread.
 
     Call it as ``evaluator(net, spins)``: the network's weights are read on every call (cheap), so
     changing them in place is always seen.

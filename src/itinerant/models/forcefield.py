@@ -80,9 +80,9 @@ class MLForceField:
         (:mod:`itinerant.models.fastpath`: same numbers to rounding, time and memory linear in N);
         ``False`` uses autograd through the descriptor and network.
     compile:
-        Wrap the fast path's per-block computation in ``torch.compile`` (compiles for seconds to
-        tens of seconds per block shape; measured 1.6x faster on one CPU thread, not faster with
-        two threads on a shared machine: docs/performance.md).
+        Compile the fast path with ``torch.compile`` (its blocks, field table and gradient; seconds
+        to tens of seconds per block shape; 1.3-3x faster on one CPU thread, slower with two
+        threads: docs/performance.md).
     filling, mu:
         Mu-conditioned models only: the ensemble simulated, fixed ``filling`` (canonical: mu* is
         solved at every evaluation) or fixed chemical potential ``mu``; at most one.  Default: the

@@ -81,7 +81,7 @@ class MLForceField:
         ``False`` uses autograd through the descriptor and network.
     compile:
         Compile the fast path with ``torch.compile`` (its blocks, field table and gradient; seconds
-        to tens of seconds per block shape; 1.3-3x faster on one CPU thread, slower with two
+        to tens of seconds per block shape; 1.1-3.4x faster on one CPU thread, slower with two
         threads: docs/performance.md).
     filling, mu:
         Mu-conditioned models only: the ensemble simulated, fixed ``filling`` (canonical: mu* is

@@ -158,7 +158,7 @@ class FastEvaluator:
             raise ValueError("pass mu (B, N) exactly when the network takes a chemical potential")
         L, nf = self.lattice.L, self.n_fields
         weights = self._weights(net, spins.dtype)
-        table = self._to_table(spins.detach())
+        grid, table = self._to_table(spins.detach())
         g_table = torch.zeros_like(table)
         s_sites = spins.detach().reshape(B, N, 3)
         g_sites = torch.zeros_like(s_sites)
@@ -189,7 +189,7 @@ class FastEvaluator:
                     2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
                 if mu is not None:
                     g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
-        grad = self._to_gradient(spins.detach(), g_table) + g_sites
+        grad = self._to_gradient(grid, g_table) + g_sites
         return (energy, grad, g_mu) if mu is not None else (energy, grad)
 
     # ------------------------------------------------------------------ pieces
@@ -277,18 +277,18 @@ class FastEvaluator:
         return e, dg, dlength, dmu
 
     def _table(self, spins):
-        """The flat, y-padded field table (B * n_fields * L_pad * L,) of spins (B, N, 3)."""
+        """Spins (B, N, 3) -> their grid (B, 3, L, L) and the flat, y-padded field table
+        (B * n_fields * L_pad * L,)."""
         B, L = spins.shape[0], self.lattice.L
-        s = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()      # (B, 3, y, x)
-        return self._fields(s).index_select(2, self.y_wrap).reshape(-1)
+        grid = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()   # (B, 3, y, x)
+        return grid, self._fields(grid).index_select(2, self.y_wrap).reshape(-1)
 
-    def _gradient(self, spins, g_table):
-        """dE/dS (B, N, 3) through the fields from dE/d(padded table), spins (B, N, 3)."""
-        B, L, nf = spins.shape[0], self.lattice.L, self.n_fields
-        s = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()
+    def _gradient(self, grid, g_table):
+        """dE/dS (B, N, 3) through the fields from dE/d(padded table), spin grid (B, 3, L, L)."""
+        B, L, nf = grid.shape[0], self.lattice.L, self.n_fields
         g_fields = g_table.new_zeros(B, nf, L, L).index_add_(
             2, self.y_wrap, g_table.reshape(B, nf, self.L_pad, L))
-        return self._fields_backward(s, g_fields).permute(0, 2, 3, 1).reshape(B, L * L, 3)
+        return self._fields_backward(grid, g_fields).permute(0, 2, 3, 1).reshape(B, L * L, 3)
 
     def _pad(self, x):
         """Periodic padding of the last two (y, x) dimensions by the reach R_xy."""

@@ -73,8 +73,9 @@ def exact_reference(path, model) -> tuple[dict, dict]:
     a = traj.attrs
     if str(a.get("force_field")) != "exact":
         raise ValueError(f"{path}: force field {a.get('force_field')!r}, not the exact solver")
-    if it.io.read_model(path) != model:
-        raise ValueError(f"{path}: a run of {it.io.read_model(path)}, expected {model}")
+    found = it.io.read_model(path)
+    if found != model:
+        raise ValueError(f"{path}: a run of {found}, expected {model}")
     dt, t = float(a["dt"]), np.asarray(traj.time)
     every = int(round((t[1] - t[0]) / dt))
     mu = traj.observables.get("chemical_potential", np.full(len(t), np.nan))

@@ -146,3 +146,28 @@ def test_compiled_fast_path_equals_autograd(rng):
     np.testing.assert_allclose(E1.numpy(), E0.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(-grad.numpy(), h0.numpy(), rtol=1e-10, atol=1e-11)
     np.testing.assert_allclose(-dmu.numpy(), n0.numpy(), rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("B, block", [(1, 9), (1, 18), (3, 18), (3, 81)])
+def test_parts_sum_to_the_whole(B, block, rng):
+    """``part=(p, P)`` evaluates a contiguous share of the blocks (a window of rows, or of
+    snapshots, also one that crosses from one snapshot into the next); the P parts add up to the
+    whole call, also for P larger than the number of blocks."""
+    lat = it.Lattice.triangular(9)
+    ff = _net(lat, 3.0, hidden=(8,), mu_range=(-1.0, 0.5))
+    desc = ff.descriptor(lat)
+    s = _stack(lat.N, B, rng)
+    mu = torch.as_tensor(rng.uniform(-1.0, 0.5, size=(B, lat.N)))
+    ev = FastEvaluator(desc, block)
+    whole = ev(ff.net, s, mu)
+    E0, h0, n0 = (t.detach() for t in energy_and_fields(ff.net, desc, s, mu=mu))
+    np.testing.assert_allclose(-whole[1].numpy(), h0.numpy(), rtol=1e-11, atol=1e-12)
+    n_blocks = len(ev.blocks(ff.net, s))
+    for P in (2, 3, 7, n_blocks + 2):
+        parts = [ev(ff.net, s, mu, part=(p, P)) for p in range(P)]
+        for k, name in enumerate(("energy", "gradient", "dE/dmu")):
+            total = sum(part[k] for part in parts)
+            np.testing.assert_allclose(total.numpy(), whole[k].numpy(), rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{name}, {P} parts")
+    with pytest.raises(ValueError, match="part"):
+        ev(ff.net, s, mu, part=(2, 2))

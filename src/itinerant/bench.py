@@ -195,12 +195,13 @@ def bench_model(kind: str, L: int):
 
 
 def make_force_field(solver: str, kind: str, L: int, dtype: str = "float64", device="cpu",
-                     model: str = "default", compile: bool = False):
+                     model: str = "default", compile: bool = False, workers: int = 1):
     """A force field to time: ``"exact"``, ``"kpm"`` (default settings) or ``"ml"``.
 
     ``model`` (ML only): ``"default"`` is an untrained :class:`MLForceField` with the default
     architecture (descriptor cutoff ``DEFAULT_CUTOFF``, the network's default widths; its speed
     does not depend on the weights); otherwise a shipped model's name or a model path.
+    ``workers`` (ML only): single-threaded worker processes (:mod:`itinerant.models.workers`).
     """
     from .electrons import ExactSolver, KPMSolver
     from .models import MLForceField
@@ -213,7 +214,7 @@ def make_force_field(solver: str, kind: str, L: int, dtype: str = "float64", dev
         return KPMSolver(sd, device=device)
     if solver != "ml":
         raise ValueError(f"unknown solver {solver!r}; known: {SOLVERS}")
-    opts = {"dtype": dtype, "device": device, "compile": compile}
+    opts = {"dtype": dtype, "device": device, "compile": compile, "workers": workers}
     if torch.device(device).type != "cpu":
         opts["max_sites"] = GPU_BLOCK
     if model == "default":
@@ -255,9 +256,10 @@ def _solver_dtype(solver: str, ff, dtype: str) -> str:
 
 def bench_force_field(solver: str, lattice: str, L: int, dtype: str = "float64", device="cpu",
                       model: str = "default", repeat: int = 3, compile: bool = False,
-                      memory: bool = True) -> dict:
-    """Time ``energy_and_fields`` on one random configuration: a row."""
-    ff = make_force_field(solver, lattice, L, dtype, device, model, compile)
+                      memory: bool = True, workers: int = 1) -> dict:
+    """Time ``energy_and_fields`` on one random configuration: a row.  With ``workers`` > 1 the
+    peak memory is this process's only (the workers' is not counted)."""
+    ff = make_force_field(solver, lattice, L, dtype, device, model, compile, workers)
     N = L * L
     s = _spins(N)
     load = _load()
@@ -274,12 +276,14 @@ def bench_force_field(solver: str, lattice: str, L: int, dtype: str = "float64",
     row = {"what": "force_field", "solver": solver, "model": model if solver == "ml" else None,
            "lattice": lattice, "L": L, "N": N, "dtype": _solver_dtype(solver, ff, dtype),
            "device": str(device), "threads": torch.get_num_threads(), "compile": compile,
-           "ms": 1e3 * t["best_s"], "cpu_ms": 1e3 * t["cpu_s"], "median_ms": 1e3 * t["median_s"],
+           "workers": workers, "ms": 1e3 * t["best_s"], "cpu_ms": 1e3 * t["cpu_s"], "median_ms": 1e3 * t["median_s"],
            "first_ms": 1e3 * t["first_s"], "repeats": t["repeats"],
            "site_evals_per_s": N / t["best_s"], "peak_mem_mb": mem, "mem_method": method,
            "load": load, "compile_s": compile_s, "ensemble": _ensemble(ff)}
     if solver == "kpm":
         row["settings"] = {k: v for k, v in ff.settings().items() if k != "spectral_half_width"}
+    if solver == "ml":
+        ff.close()
     return row
 
 
@@ -299,12 +303,12 @@ class _Counting:
 
 def bench_llg(lattice: str, L: int, steps: int = 3, dtype: str = "float64", device="cpu",
               model: str = "default", compile: bool = False, dt: float = 0.05,
-              alpha: float = 0.1) -> dict:
+              alpha: float = 0.1, workers: int = 1) -> dict:
     """ML-LLG steps at kT_spin = 0, as in ``LLG.run`` (a step, then the fields at the new spins
     for the next one; integrator "auto" = RK4: 4 force evaluations per step): a row."""
     from .dynamics import LLG
 
-    ff = _Counting(make_force_field("ml", lattice, L, dtype, device, model, compile))
+    ff = _Counting(make_force_field("ml", lattice, L, dtype, device, model, compile, workers))
     sim = LLG(ff, alpha=alpha, dt=dt, kT=0.0, seed=0)
     s = _spins(L * L)
     _, h = sim.energy_and_fields(s)  # the run's initial evaluation (and warm-up)
@@ -318,10 +322,11 @@ def bench_llg(lattice: str, L: int, steps: int = 3, dtype: str = "float64", devi
             _, h = sim.energy_and_fields(s)
 
     wall, cpu = _timed(advance, device)
+    ff.close()
     evals = ff.calls / steps
     return {"what": "llg", "solver": "ml", "model": model, "lattice": lattice, "L": L, "N": L * L,
             "dtype": dtype, "device": str(device), "threads": torch.get_num_threads(),
-            "compile": compile, "integrator": sim.integrator, "dt": dt, "steps": steps,
+            "compile": compile, "workers": workers, "integrator": sim.integrator, "dt": dt, "steps": steps,
             "evals_per_step": evals, "ms_per_step": 1e3 * wall / steps,
             "cpu_ms_per_step": 1e3 * cpu / steps, "steps_per_s": steps / wall,
             "ms_per_eval": 1e3 * wall / ff.calls, "load": load, "ensemble": _ensemble(ff.ff)}
@@ -500,15 +505,16 @@ def targets(rows: list[dict]) -> dict:
     ff = [r for r in rows if r.get("what") == "force_field"]
 
     def key(r):
-        return (f"{r['lattice']}/{r['model']}/{r['dtype']}/{r.get('threads')} threads"
-                + (" compiled" if r.get("compile") else ""))
+        return (f"{r['lattice']}/{r['model']}/{r['dtype']}/" + (
+            f"{r['workers']} workers" if r.get("workers", 1) > 1 else f"{r.get('threads')} threads")
+            + (" compiled" if r.get("compile") else ""))
 
     def find(solver, like, L):
         for r in ff:
             if r["solver"] == solver and r["L"] == L and r["lattice"] == like["lattice"] and (
                     r.get("threads") == like.get("threads")) and (solver != "ml" or (
-                    r["dtype"], r["model"], r.get("compile")) == (
-                    like["dtype"], like["model"], like.get("compile"))):
+                    r["dtype"], r["model"], r.get("compile"), r.get("workers", 1)) == (
+                    like["dtype"], like["model"], like.get("compile"), like.get("workers", 1))):
                 return r
         return None
 

@@ -43,10 +43,18 @@ def _choices(text: str, known, what: str) -> list[str]:
 
 
 def plan(solvers, sizes, lattices, dtypes, device, threads, exact_max, kpm_sizes, llg_sizes,
-         llg_steps, models, compile, repeat, quick) -> list[dict]:
+         llg_steps, models, compile, repeat, quick, workers=(1,)) -> list[dict]:
     """The list of measurement specs (see :func:`itinerant.bench.run_row`)."""
     q = QUICK if quick else {}
     specs = []
+
+    def ml(spec):
+        """A learned-model measurement: eager, compiled (``compile``), in each worker count."""
+        for w in workers:
+            for c in (False, True) if compile else (False,):
+                specs.append({**spec, **({"compile": True} if c else {}),
+                              **({"workers": w} if w > 1 else {})})
+
     for th in threads:
         common = {"threads": th}
         for dt in ("float32", "float64"):
@@ -67,16 +75,11 @@ def plan(solvers, sizes, lattices, dtypes, device, threads, exact_max, kpm_sizes
             for m in models.get(kind, []):
                 for dt in dtypes:
                     for L in sizes:
-                        specs.append({"what": "force_field", "solver": "ml", "L": L, "dtype": dt,
-                                      "model": m, **ff})
-                        if compile:
-                            specs.append({**specs[-1], "compile": True})
+                        ml({"what": "force_field", "solver": "ml", "L": L, "dtype": dt,
+                            "model": m, **ff})
                     for L in q.get("llg", llg_sizes):
-                        specs.append({"what": "llg", "lattice": kind, "L": L, "dtype": dt,
-                                      "model": m, "device": device,
-                                      "steps": q.get("llg_steps", llg_steps), **common})
-                        if compile:
-                            specs.append({**specs[-1], "compile": True})
+                        ml({"what": "llg", "lattice": kind, "L": L, "dtype": dt, "model": m,
+                            "device": device, "steps": q.get("llg_steps", llg_steps), **common})
                     if device == "cpu":
                         specs.append({"what": "flops", "lattice": kind, "L": q.get("flops_L", 32),
                                       "dtype": dt, "model": m, **common})
@@ -94,6 +97,12 @@ def _fmt(x, digits=3) -> str:
     return str(x)
 
 
+def _threads(row: dict) -> str:
+    """Threads of a row: torch's, or "P x 1" for P single-threaded worker processes."""
+    w = row.get("workers", 1)
+    return f"{w} x 1" if w > 1 else str(row["threads"])
+
+
 def tables(result: dict):
     """Rich tables of a result (machine, force fields, LLG, roofline, targets)."""
     from rich.table import Table
@@ -109,7 +118,7 @@ def tables(result: dict):
     for r in rows:
         if r["what"] == "force_field":
             t.add_row(r["solver"] + (" (compiled)" if r.get("compile") else ""), _model(r),
-                      r["lattice"], str(r["L"]), str(r["N"]), r["dtype"], str(r["threads"]),
+                      r["lattice"], str(r["L"]), str(r["N"]), r["dtype"], _threads(r),
                       _fmt(r["ms"]), _fmt(r["cpu_ms"]), f"{r['site_evals_per_s']:.3g}",
                       _fmt(r["peak_mem_mb"]), _fmt(r["load"], 2))
     out.append(t)
@@ -121,7 +130,7 @@ def tables(result: dict):
             t.add_column(c)
         for r in llg:
             t.add_row(_model(r) + (" (compiled)" if r.get("compile") else ""), r["lattice"],
-                      str(r["L"]), r["dtype"], str(r["threads"]),
+                      str(r["L"]), r["dtype"], _threads(r),
                       r["integrator"], _fmt(r["evals_per_step"]), _fmt(r["ms_per_step"]),
                       _fmt(r["cpu_ms_per_step"]), _fmt(r["steps_per_s"]), _fmt(r["ms_per_eval"]),
                       _fmt(r["load"], 2))
@@ -197,6 +206,8 @@ def bench(
                                          "(default: 'default' and every shipped model)."),
     compile: bool = typer.Option(False, "--compile",
                                  help="Also time the torch.compile'd fast path (slow to compile)."),
+    workers: str = typer.Option("1", help="Learned model: worker-process counts, comma list; "
+                                          "P > 1 = P single-threaded processes (CPU)."),
     repeat: int = typer.Option(3, help="Timed calls per measurement (best is reported)."),
     isolate: bool = typer.Option(None, "--isolate/--no-isolate",
                                  help="Each measurement in a fresh process (default: yes; no "
@@ -220,6 +231,9 @@ def bench(
             raise ValueError(f"device must be cpu or cuda, got {device!r}")
         if device != "cpu" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available to torch")
+        worker_list = _ints(workers, "workers")
+        if device != "cpu" and max(worker_list) > 1:
+            raise ValueError("--workers > 1 runs CPU processes; not with --device cuda")
         thread_list = _ints(threads, "threads") if threads else [torch.get_num_threads()]
         size_list = QUICK["sizes"] if quick else _ints(sizes, "sizes")
         if llg_steps < 1 or repeat < 1:
@@ -237,7 +251,7 @@ def bench(
                     models.setdefault(kind, []).append(name)
         specs = plan(solver_list, size_list, lattices, dtypes, device, thread_list, exact_max,
                      _ints(kpm_sizes, "kpm sizes"), _ints(llg_sizes, "llg sizes"), llg_steps,
-                     models, compile, QUICK["repeat"] if quick else repeat, quick)
+                     models, compile, QUICK["repeat"] if quick else repeat, quick, worker_list)
         separate = (not quick) if isolate is None else isolate
         info = B.machine_info()
         console.print(f"{len(specs)} measurements on {info['cpu_model']} ({info['usable_cpus']} "

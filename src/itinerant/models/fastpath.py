@@ -3,11 +3,11 @@
 The same numbers as :func:`itinerant.models.network.energy_and_fields` (to rounding), without
 autograd and in time and memory linear in N:
 
-1. Per-site fields (bond products ``S_x . S_{x+d}`` and triangle chiralities) for the whole
-   lattice, from shifted views of the periodically padded spin grid; stored field-major and padded
-   periodically in y by the neighbourhood's reach ``R``, so that the gather indices of a block of
-   whole lattice rows are the same for every block up to a constant offset (one precomputed index
-   per block shape).
+1. Per-site fields (bond products ``S_x . S_{x+d}`` and triangle chiralities) for a window of
+   lattice rows (the whole lattice, or the rows one share of the blocks needs), from shifted views
+   of the periodically padded spin grid; stored field-major with ``R`` extra rows on each side (the
+   neighbourhood's reach in y), so that the gather indices of a block of whole lattice rows are the
+   same for every block up to a constant offset (one precomputed index per block shape).
 2. Blocks of centre sites (whole lattice rows, or whole snapshots of a stack): a 1D gather of the
    neighbourhood's fields, one batched product with the orbit bases (irrep coefficients), a gather
    of the monomial factors, scatter-adds into the features (one per degree), and the MLP with the feature
@@ -40,6 +40,8 @@ ACTIVATION_DERIVATIVES = ("silu", "tanh", "softplus", "gelu")
 CPU_WORK_BYTES = 32 << 20
 """On a CPU a block's work arrays are kept near this size (cache-sized; block sizes 256-4096 were
 measured, docs/performance.md): the block is the power of two closest to it, within [256, 4096]."""
+COMPILED_GRADIENT_SITES = 48 * 48
+"""Largest lattice whose gradient through the fields is compiled (``compile=True``)."""
 GPU_BLOCK = 1 << 18
 """Centre sites per block on a GPU (large enough to fill it)."""
 
@@ -67,6 +69,26 @@ def _activation_and_slope(name: str, z: torch.Tensor):
         cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
         return z * cdf, cdf + z * torch.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
     raise ValueError(f"no derivative for activation {name!r}; known: {ACTIVATION_DERIVATIVES}")
+
+
+def _wrap_add(out: torch.Tensor, x: torch.Tensor, dim: int, start: int) -> torch.Tensor:
+    """``out`` += ``x`` along ``dim`` at the periodic positions ``(start + j) mod L`` (``L`` =
+    ``out``'s length there), by slices (no scatter: ``torch.compile`` makes scatters slow loops)."""
+    L, n, j = out.shape[dim], x.shape[dim], 0
+    while j < n:
+        site = (start + j) % L
+        width = min(L - site, n - j)
+        out.narrow(dim, site, width).add_(x.narrow(dim, j, width))
+        j += width
+    return out
+
+
+def _fold_periodic(x: torch.Tensor, dim: int, pad: int, L: int) -> torch.Tensor:
+    """Adjoint of periodic padding: ``x`` has ``L + 2 pad`` entries along ``dim``, entry j standing
+    for site ``(j - pad) mod L``; returns the sums per site (``L`` entries along ``dim``)."""
+    shape = list(x.shape)
+    shape[dim] = L
+    return _wrap_add(x.new_zeros(shape), x, dim, -pad)
 
 
 class FastEvaluator:
@@ -101,23 +123,22 @@ class FastEvaluator:
         self.max_block = max_block
         L = self.lattice.L
         off = torch.as_tensor(d.offsets, device=dev)
-        self.reach = int(off[:, 1].abs().max())            # R: rows of periodic padding
-        self.L_pad = L + 2 * self.reach
+        self.reach = int(off[:, 1].abs().max())            # R: extra table rows on each side
         self.n_fields = int(d.n_fields)
         self.disp = [tuple(int(v) for v in x) for x in d.field_disp]
         self.shapes = [tuple(tuple(int(v) for v in uv) for uv in x) for x in d.field_shapes]
-        self.y_wrap = torch.arange(-self.reach, L + self.reach, device=dev) % L
         geometry = [abs(int(v)) for v in d.field_disp.ravel()] + [
             abs(int(v)) for v in d.field_shapes.ravel()]
         self.reach_xy = max(geometry, default=0)           # padding of the spins for the fields
-        self.xy_wrap = torch.arange(-self.reach_xy, L + self.reach_xy, device=dev) % L
-        # Flat position, in one padded snapshot's table (n_fields, L_pad, L), of slot s of the
-        # centre (x, y): field * L_pad * L + (y + R + oy) * L + (x + ox) mod L; blocks add offsets.
+        self.x_wrap = torch.arange(-self.reach_xy, L + self.reach_xy, device=dev) % L
+        # Flat position, in one snapshot's table (n_fields, H, L) of H rows, of slot s of the
+        # centre (x, y): field * H * L + (y - y_first + R + oy) * L + (x + ox) mod L.
         anchor = off[d.slot_anchor]                         # (slots, 2)
-        self._slot_field = d.slot_field.to(dev) * (self.L_pad * L)
+        self._slot_field = d.slot_field.to(dev)
         self._slot_dy = anchor[:, 1] + self.reach
         self._slot_dx = anchor[:, 0]
-        self._rows: dict[tuple[int, int], tuple[torch.Tensor, int]] = {}
+        self._rows: dict[tuple[int, int, int], tuple[torch.Tensor, int]] = {}
+        self._y_index: dict[tuple[int, int], torch.Tensor] = {}
         # Monomials: factor rows [i1 | a2 b2 | a3 b3 c3] of the coefficients, their features.
         self.n_terms = [int(getattr(d, f"term{k}_idx").shape[1]) for k in (1, 2, 3)]
         self.factors = torch.cat([d.term1_idx[0], d.term2_idx[0], d.term2_idx[1],
@@ -128,8 +149,12 @@ class FastEvaluator:
         self._coef3 = None if d._unit_coef[3] else d.term3_coef[:, None]
         self.compile = bool(compile)
         wrap = (lambda fn: torch.compile(fn, dynamic=False)) if compile else (lambda fn: fn)
-        self._body, self._to_table, self._to_gradient = (
-            wrap(self._block), wrap(self._table), wrap(self._gradient))
+        self._body, self._to_table = wrap(self._block), wrap(self._table)
+        # Compiled, the gradient through the fields is faster only on small lattices (0.52 vs 0.88
+        # ms at 30x30, 5.5 vs 1.2 ms at 128x128, one thread): inductor copies the padded array for
+        # every in-place accumulation into a view of it.
+        small = L * L <= COMPILED_GRADIENT_SITES
+        self._to_gradient = wrap(self._gradient) if small else self._gradient
 
     # ------------------------------------------------------------------ public
     def work_rows(self, hidden) -> int:
@@ -147,49 +172,71 @@ class FastEvaluator:
         per_site = self.work_rows(hidden) * torch.finfo(dtype).bits // 8
         return int(min(4096, max(256, 2 ** round(math.log2(CPU_WORK_BYTES / per_site)))))
 
-    def __call__(self, net, spins: torch.Tensor, mu: torch.Tensor | None = None):
-        """``(E (B,), dE/dS (B, N, 3))`` for spins (B, N, 3); sums of site energies in float64.
-
-        ``mu`` (B, N): per-site chemical potentials, for a network with a mu input; then the result
-        is ``(E, dE/dS, dE/dmu (B, N))``.
-        """
-        B, N = spins.shape[0], self.lattice.N
-        if (mu is None) == bool(getattr(net, "mu_input", False)):
-            raise ValueError("pass mu (B, N) exactly when the network takes a chemical potential")
-        L, nf = self.lattice.L, self.n_fields
-        weights = self._weights(net, spins.dtype)
-        grid, table = self._to_table(spins.detach())
-        g_table = torch.zeros_like(table)
-        s_sites = spins.detach().reshape(B, N, 3)
-        g_sites = torch.zeros_like(s_sites)
-        energy = torch.zeros(B, dtype=torch.float64, device=spins.device)
-        mu_sites = None if mu is None else mu.detach().to(spins.dtype).reshape(B, N)
-        g_mu = None if mu is None else torch.zeros_like(mu_sites)
-        snap = nf * self.L_pad * L
+    def blocks(self, net, spins: torch.Tensor) -> list[tuple[int, int, int, int]]:
+        """The blocks of centre sites of a call, in order: ``(b0, kb, y0, ny)`` = snapshots
+        ``b0 .. b0 + kb - 1``, lattice rows ``y0 .. y0 + ny - 1`` of each."""
+        B, L, N = spins.shape[0], self.lattice.L, self.lattice.N
         block = self.block or min(self.default_block(net.hidden, spins.dtype, spins.device),
                                   self.max_block or GPU_BLOCK)
         k = max(1, min(B, block // N)) if N <= block else 1
         ny = L if N <= block else max(1, block // L)
-        for b0 in range(0, B, k):
-            kb = min(k, B - b0)
-            for y0 in range(0, L, ny):
-                nyb = min(ny, L - y0)
-                rows, span = self._block_rows(kb, nyb)
-                start = b0 * snap + y0 * L
-                src = table[start:start + span]
-                g = src.index_select(0, rows)
-                sites = s_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(-1, 3)
-                length = (sites * sites).sum(-1)[None] - 1.0
-                mu_row = (None if mu is None
-                          else mu_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(1, -1))
-                e, dg, dlength, dmu = self._body(g, length, mu_row, *weights)
-                energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
-                g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))
-                g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
-                    2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
-                if mu is not None:
-                    g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
-        grad = self._to_gradient(grid, g_table) + g_sites
+        return [(b0, min(k, B - b0), y0, min(ny, L - y0))
+                for b0 in range(0, B, k) for y0 in range(0, L, ny)]
+
+    def __call__(self, net, spins: torch.Tensor, mu: torch.Tensor | None = None,
+                 part: tuple[int, int] = (0, 1)):
+        """``(E (B,), dE/dS (B, N, 3))`` for spins (B, N, 3); sums of site energies in float64.
+
+        ``mu`` (B, N): per-site chemical potentials, for a network with a mu input; then the result
+        is ``(E, dE/dS, dE/dmu (B, N))``.
+
+        ``part = (p, P)``: only the p-th of P contiguous shares of :meth:`blocks` (the site
+        energies of those centres and their full gradient); the P parts sum to the whole.
+        """
+        B, N = spins.shape[0], self.lattice.N
+        if (mu is None) == bool(getattr(net, "mu_input", False)):
+            raise ValueError("pass mu (B, N) exactly when the network takes a chemical potential")
+        p, n_parts = part
+        if not 0 <= p < n_parts:
+            raise ValueError(f"part must be (p, P) with 0 <= p < P, got {part!r}")
+        L = self.lattice.L
+        s_sites = spins.detach().reshape(B, N, 3)
+        energy = torch.zeros(B, dtype=torch.float64, device=spins.device)
+        grad = torch.zeros_like(s_sites)
+        mu_sites = None if mu is None else mu.detach().to(spins.dtype).reshape(B, N)
+        g_mu = None if mu is None else torch.zeros_like(mu_sites)
+        blocks = self.blocks(net, spins)
+        share = blocks[len(blocks) * p // n_parts:len(blocks) * (p + 1) // n_parts]
+        if not share:
+            return (energy, grad, g_mu) if mu is not None else (energy, grad)
+        # The window: snapshots b_lo..b_hi-1 and rows y_lo..y_hi-1 of each hold the share.
+        b_lo, b_hi = share[0][0], share[-1][0] + share[-1][1]
+        y_lo, y_hi = ((share[0][2], share[-1][2] + share[-1][3]) if b_hi - b_lo == 1 else (0, L))
+        weights = self._weights(net, spins.dtype)
+        y_index = self._window_rows(y_lo, y_hi)
+        padded, table = self._to_table(s_sites[b_lo:b_hi], y_index)
+        g_table = torch.zeros_like(table)
+        H = y_hi - y_lo + 2 * self.reach
+        snap = self.n_fields * H * L
+        g_sites = torch.zeros_like(s_sites)
+        for b0, kb, y0, nyb in share:
+            rows, span = self._block_rows(kb, nyb, H)
+            start = (b0 - b_lo) * snap + (y0 - y_lo) * L
+            src = table[start:start + span]
+            g = src.index_select(0, rows)
+            sites = s_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(-1, 3)
+            length = (sites * sites).sum(-1)[None] - 1.0
+            mu_row = (None if mu is None
+                      else mu_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L].reshape(1, -1))
+            e, dg, dlength, dmu = self._body(g, length, mu_row, *weights)
+            energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
+            g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))
+            g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
+                2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
+            if mu is not None:
+                g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
+        grad[b_lo:b_hi] = self._to_gradient(padded, g_table, y_lo)
+        grad += g_sites
         return (energy, grad, g_mu) if mu is not None else (energy, grad)
 
     # ------------------------------------------------------------------ pieces
@@ -213,18 +260,18 @@ class FastEvaluator:
         shift = net.energy_shift.detach().to(dtype)
         return (tuple(mats), tuple(biases), w_len.contiguous(), w_mu, scale, shift, net.activation)
 
-    def _block_rows(self, k: int, ny: int) -> tuple[torch.Tensor, int]:
-        """Flat table positions (slots x sites) of a block of ``k`` snapshots x ``ny`` rows,
-        relative to the block's first site, and the length of table they span."""
-        key = (k, ny)
+    def _block_rows(self, k: int, ny: int, H: int) -> tuple[torch.Tensor, int]:
+        """Flat positions (slots x sites), in a table of ``H`` rows per field, of a block of ``k``
+        snapshots x ``ny`` rows, relative to the block's first site; and the length they span."""
+        key = (k, ny, H)
         if key not in self._rows:
             L = self.lattice.L
             dev = self._slot_field.device
             y = torch.arange(ny, device=dev).repeat_interleave(L)
             x = torch.arange(L, device=dev).repeat(ny)
-            one = (self._slot_field[:, None] + (y[None] + self._slot_dy[:, None]) * L
+            one = (self._slot_field[:, None] * (H * L) + (y[None] + self._slot_dy[:, None]) * L
                    + (x[None] + self._slot_dx[:, None]) % L)                        # (slots, ny*L)
-            snap = self.n_fields * self.L_pad * L
+            snap = self.n_fields * H * L
             rows = one[:, None, :] + snap * torch.arange(k, device=dev)[None, :, None]
             rows = rows.reshape(-1)
             self._rows[key] = (rows, int(rows.max()) + 1)
@@ -276,61 +323,65 @@ class FastEvaluator:
         dg = torch.bmm(W.transpose(1, 2), df.reshape(-1, n_g, n))
         return e, dg, dlength, dmu
 
-    def _table(self, spins):
-        """Spins (B, N, 3) -> their grid (B, 3, L, L) and the flat, y-padded field table
-        (B * n_fields * L_pad * L,)."""
+    def _window_rows(self, y_lo: int, y_hi: int) -> torch.Tensor:
+        """Lattice rows (mod L) of the spins that the table of rows ``y_lo - R .. y_hi + R - 1``
+        needs: ``R + R_xy`` more on each side of the window (cached)."""
+        key = (y_lo, y_hi)
+        if key not in self._y_index:
+            pad = self.reach + self.reach_xy
+            self._y_index[key] = torch.arange(y_lo - pad, y_hi + pad,
+                                              device=self.x_wrap.device) % self.lattice.L
+        return self._y_index[key]
+
+    def _table(self, spins, y_index):
+        """Spins (B, N, 3) and the window's spin rows -> the padded spin window (B, 3, H + 2 R_xy,
+        L + 2 R_xy) and the flat field table (B * n_fields * H * L,) of its H inner rows."""
         B, L = spins.shape[0], self.lattice.L
-        grid = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2).contiguous()   # (B, 3, y, x)
-        return grid, self._fields(grid).index_select(2, self.y_wrap).reshape(-1)
+        grid = spins.reshape(B, L, L, 3).permute(0, 3, 1, 2)               # (B, 3, y, x)
+        padded = grid.index_select(2, y_index).index_select(3, self.x_wrap)
+        return padded, self._fields(padded).reshape(-1)
 
-    def _gradient(self, grid, g_table):
-        """dE/dS (B, N, 3) through the fields from dE/d(padded table), spin grid (B, 3, L, L)."""
-        B, L, nf = grid.shape[0], self.lattice.L, self.n_fields
-        g_fields = g_table.new_zeros(B, nf, L, L).index_add_(
-            2, self.y_wrap, g_table.reshape(B, nf, self.L_pad, L))
-        return self._fields_backward(grid, g_fields).permute(0, 2, 3, 1).reshape(B, L * L, 3)
+    def _gradient(self, padded, g_table, y_lo: int):
+        """dE/dS (B, N, 3) through the fields, from dE/d(table) (flat) and the padded spin window
+        of :meth:`_table` (its first row is lattice row ``y_lo - R - R_xy``)."""
+        B, L, r = padded.shape[0], self.lattice.L, self.reach_xy
+        H = padded.shape[2] - 2 * r
+        g_padded = self._fields_backward(padded, g_table.reshape(B, self.n_fields, H, L))
+        g_rows = _fold_periodic(g_padded, -1, r, L)                         # (B, 3, H + 2r, L)
+        grad = _wrap_add(g_rows.new_zeros(B, 3, L, L), g_rows, 2, y_lo - self.reach - r)
+        return grad.permute(0, 2, 3, 1).reshape(B, L * L, 3)
 
-    def _pad(self, x):
-        """Periodic padding of the last two (y, x) dimensions by the reach R_xy."""
-        return x.index_select(-2, self.xy_wrap).index_select(-1, self.xy_wrap)
+    def _view(self, padded, d):
+        """``out[..., y, x] = padded[..., y + dy, x + dx]`` over the window's inner region."""
+        r = self.reach_xy
+        H, W = padded.shape[-2] - 2 * r, padded.shape[-1] - 2 * r
+        return padded[..., r + d[1]:r + d[1] + H, r + d[0]:r + d[0] + W]
 
-    def _fold(self, x):
-        """Adjoint of :meth:`_pad`: add the padding back onto the sites it copies."""
-        L = self.lattice.L
-        rows = x.new_zeros(*x.shape[:-2], L, x.shape[-1]).index_add_(-2, self.xy_wrap, x)
-        return rows.new_zeros(*x.shape[:-2], L, L).index_add_(-1, self.xy_wrap, rows)
-
-    def _view(self, x_pad, d):
-        """``out[..., y, x] = x[..., y + dy, x + dx]`` (periodic) as a view of the padded array."""
-        L, R = self.lattice.L, self.reach_xy
-        return x_pad[..., R + d[1]:R + d[1] + L, R + d[0]:R + d[0] + L]
-
-    def _fields(self, s):
-        """Per-site fields (B, n_fields, L, L) from spins (B, 3, L, L)."""
-        sp = self._pad(s)
-        out = [(s * self._view(sp, d)).sum(1) for d in self.disp]
+    def _fields(self, padded):
+        """Per-site fields (B, n_fields, H, L) of the inner region of a padded spin window."""
+        s = self._view(padded, (0, 0))
+        out = [(s * self._view(padded, d)).sum(1) for d in self.disp]
         for u, w in self.shapes:
-            cr = torch.linalg.cross(self._view(sp, u), self._view(sp, w), dim=1)
+            cr = torch.linalg.cross(self._view(padded, u), self._view(padded, w), dim=1)
             out.append((s * cr).sum(1))
         return torch.stack(out, 1)
 
-    def _fields_backward(self, s, g):
-        """dE/dS (B, 3, L, L) from dE/dfields g (B, n_fields, L, L).
+    def _fields_backward(self, padded, g):
+        """dE/d(padded spin window) from dE/dfields g (B, n_fields, H, L) of its inner region.
 
-        A field ``phi(x) = S_x . S_{x+d}`` sends ``g(x) S_{x+d}`` to site x and ``g(x) S_x`` to
-        site x + d; the second part is accumulated in a padded array at the shifted view.
+        A field ``phi(x) = S_x . S_{x+d}`` sends ``g(x) S_{x+d}`` to x and ``g(x) S_x`` to
+        x + d: accumulated at the shifted view of the padded array.
         """
-        sp = self._pad(s)
-        grad = torch.zeros_like(s)
-        gpad = torch.zeros_like(sp)
+        g_padded = torch.zeros_like(padded)
+        s, g_s = self._view(padded, (0, 0)), self._view(g_padded, (0, 0))
         for k, d in enumerate(self.disp):
             gk = g[:, k:k + 1]
-            grad.addcmul_(gk, self._view(sp, d))
-            self._view(gpad, d).addcmul_(gk, s)
+            g_s.addcmul_(gk, self._view(padded, d))
+            self._view(g_padded, d).addcmul_(gk, s)
         for m, (u, w) in enumerate(self.shapes):
             gk = g[:, len(self.disp) + m:len(self.disp) + m + 1]
-            su, sw = self._view(sp, u), self._view(sp, w)
-            grad.addcmul_(gk, torch.linalg.cross(su, sw, dim=1))
-            self._view(gpad, u).addcmul_(gk, torch.linalg.cross(sw, s, dim=1))
-            self._view(gpad, w).addcmul_(gk, torch.linalg.cross(s, su, dim=1))
-        return grad + self._fold(gpad)
+            su, sw = self._view(padded, u), self._view(padded, w)
+            g_s.addcmul_(gk, torch.linalg.cross(su, sw, dim=1))
+            self._view(g_padded, u).addcmul_(gk, torch.linalg.cross(sw, s, dim=1))
+            self._view(g_padded, w).addcmul_(gk, torch.linalg.cross(s, su, dim=1))
+        return g_padded

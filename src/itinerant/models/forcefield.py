@@ -36,6 +36,7 @@ from ..model import SDModel
 from ..spins import check_spins
 from . import fastpath, files
 from .fastpath import FastEvaluator
+from .workers import WorkerPool
 from .canonical import solve_chemical_potential
 from .files import ModelFileError, model_parameters, parameter_differences
 from .network import SiteEnergyNet, energy_and_fields, site_energies
@@ -83,6 +84,10 @@ class MLForceField:
         Compile the fast path with ``torch.compile`` (its blocks, field table and gradient; seconds
         to tens of seconds per block shape; 1.1-3.4x faster on one CPU thread, slower with two
         threads: docs/performance.md).
+    workers:
+        CPU only: evaluate the fast path in this many single-threaded worker processes, each a
+        share of the lattice (:mod:`itinerant.models.workers`; one per core; with ``compile`` the
+        fastest CPU set-up for large lattices).  1 (default): in this process, with torch's threads.
     filling, mu:
         Mu-conditioned models only: the ensemble simulated, fixed ``filling`` (canonical: mu* is
         solved at every evaluation) or fixed chemical potential ``mu``; at most one.  Default: the
@@ -99,7 +104,7 @@ class MLForceField:
     def __init__(self, net: SiteEnergyNet, metadata: dict, lattice: Lattice | None = None,
                  dtype="float64", device="cpu", max_batch: int = 64,
                  max_sites: int = 16384, fast: bool = True, compile: bool = False,
-                 filling: float | None = None, mu: float | None = None,
+                 workers: int = 1, filling: float | None = None, mu: float | None = None,
                  electron_tolerance: float = 1e-6, mu_margin: float = 0.25) -> None:
         self.metadata = copy.deepcopy(metadata)
         self.parameters = model_parameters({**metadata["model"], "lattice": metadata["lattice"]})
@@ -109,9 +114,14 @@ class MLForceField:
         self.max_batch = int(max_batch)
         self.max_sites = int(max_sites)
         self.fast, self.compile = bool(fast), bool(compile)
-        self._evaluators: dict[int, FastEvaluator] = {}
+        self._evaluators: dict[int, FastEvaluator | WorkerPool] = {}
         if self.max_batch < 1 or self.max_sites < 1:
             raise ValueError(f"max_batch and max_sites must be >= 1, got {max_batch}, {max_sites}")
+        if int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"workers > 1 evaluates on CPU cores; device is {self.device}")
+        self.workers = int(workers)
         self.path = None
         self._weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         self.net = copy.deepcopy(net).to(device=self.device, dtype=self.dtype).eval()
@@ -160,7 +170,7 @@ class MLForceField:
         ``expect_model``'s ensemble (canonical at its filling, or at its mu).
         ``lattice``: bind to this lattice (its kind must match).  Other keyword arguments go to the
         constructor (``dtype``, ``device``, ``max_batch``, ``max_sites``, ``fast``, ``compile``,
-        ``filling``, ``mu``, ``electron_tolerance``, ``mu_margin``).
+        ``workers``, ``filling``, ``mu``, ``electron_tolerance``, ``mu_margin``).
         """
         path = _resolve(name_or_path)
         state, meta = files.read_model(path)
@@ -311,9 +321,20 @@ class MLForceField:
     def _evaluator(self, lat: Lattice) -> FastEvaluator:
         """The (cached) fast-path evaluator for an ``L x L`` lattice."""
         if lat.L not in self._evaluators:
-            self._evaluators[lat.L] = FastEvaluator(self.descriptor(lat), compile=self.compile,
-                                                     max_block=self.max_sites)
+            if self.workers > 1:
+                self._evaluators[lat.L] = WorkerPool(self.descriptor(lat), self.workers,
+                                                     compile=self.compile, max_block=self.max_sites)
+            else:
+                self._evaluators[lat.L] = FastEvaluator(self.descriptor(lat), compile=self.compile,
+                                                         max_block=self.max_sites)
         return self._evaluators[lat.L]
+
+    def close(self) -> None:
+        """Stop this force field's worker processes, if any (``workers > 1``); later calls
+        start new ones."""
+        for evaluator in self._evaluators.values():
+            if isinstance(evaluator, WorkerPool):
+                evaluator.close()
 
     def _lattice_for(self, n_sites: int) -> Lattice:
         if n_sites == self.lattice.N:

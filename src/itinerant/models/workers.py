@@ -20,6 +20,7 @@ them needs the usual ``if __name__ == "__main__":`` guard) on the first call, an
 from __future__ import annotations
 
 import copy
+import time
 import traceback
 import weakref
 
@@ -30,8 +31,9 @@ from .fastpath import FastEvaluator
 
 
 def _serve(conn, descriptor, compile: bool, max_block, block, threads: int) -> None:
-    """A worker's loop: messages ``("net", net)``, ``("buffers", ...)``, ``("eval", seq, part)``,
-    ``None`` (stop); every message but ``None`` is answered ``("ok", seq)`` or ``("error", text)``."""
+    """A worker's loop: messages ``("net", net)``, ``("buffers", ...)``, ``("eval", part)``,
+    ``None`` (stop); every message but ``None`` is answered ``("ok", seconds)`` (of evaluation) or
+    ``("error", text)``."""
     torch.set_num_threads(threads)
     evaluator = FastEvaluator(descriptor, block=block, compile=compile, max_block=max_block)
     net = spins = mu = out = None
@@ -40,18 +42,18 @@ def _serve(conn, descriptor, compile: bool, max_block, block, threads: int) -> N
         if msg is None:
             return
         try:
-            kind = msg[0]
+            kind, start = msg[0], time.perf_counter()
             if kind == "net":
                 net = msg[1]
             elif kind == "buffers":
                 spins, mu, out = msg[1:]
             elif kind == "eval":
-                result = evaluator(net, spins, mu, part=msg[2])
+                result = evaluator(net, spins, mu, part=msg[1])
                 for dst, src in zip(out, result):
                     dst.copy_(src)
             else:
                 raise ValueError(f"unknown message {kind!r}")
-            conn.send(("ok", msg[1] if kind == "eval" else None))
+            conn.send(("ok", time.perf_counter() - start))
         except Exception:  # reported to the main process, which raises
             conn.send(("error", traceback.format_exc()))
 
@@ -103,7 +105,9 @@ class WorkerPool:
         self._net_key = None
         self._buffers_key = None
         self._buffers = None
-        self._seq = 0
+        self.busy_seconds: list[float] = []
+        """Seconds each worker spent evaluating in the last call (the rest of a call's time is
+        communication and summing)."""
 
     # ------------------------------------------------------------------ lifetime
     def start(self) -> None:
@@ -135,7 +139,8 @@ class WorkerPool:
         if spins.device.type != "cpu":
             raise ValueError(f"worker processes evaluate CPU tensors, got {spins.device}")
         self.start()
-        key = (id(net),) + tuple((id(t), t._version) for t in net.state_dict().values())
+        key = (id(net),) + tuple((id(t), t._version)
+                                 for t in net.state_dict(keep_vars=True).values())
         if key != self._net_key:
             self._broadcast(lambda p: ("net", copy.deepcopy(net).cpu()))
             self._net_key = key
@@ -143,8 +148,7 @@ class WorkerPool:
         spins_buf.copy_(spins.detach())
         if mu is not None:
             mu_buf.copy_(mu.detach().to(spins.dtype).reshape(mu_buf.shape))
-        self._seq += 1
-        self._broadcast(lambda p: ("eval", self._seq, (p, self.workers)))
+        self._broadcast(lambda p: ("eval", (p, self.workers)))
         result = [sum(parts[k] for parts in outs) for k in range(len(outs[0]))]
         return tuple(result)
 
@@ -169,7 +173,7 @@ class WorkerPool:
         """Send ``message(p)`` to every worker p, then wait for all the answers."""
         for p, conn in enumerate(self._conns):
             conn.send(message(p))
-        errors = []
+        errors, busy = [], []
         for p, (conn, proc) in enumerate(zip(self._conns, self._procs)):
             try:
                 status, detail = conn.recv()
@@ -178,6 +182,9 @@ class WorkerPool:
                 raise RuntimeError(f"fast-path worker {p} died (exit code {proc.exitcode})") from None
             if status == "error":
                 errors.append(f"worker {p}:\n{detail}")
+            else:
+                busy.append(detail)
+        self.busy_seconds = busy
         if errors:
             self._net_key = self._buffers_key = None   # resend state next time
             raise RuntimeError("fast-path worker failed\n" + "\n".join(errors))

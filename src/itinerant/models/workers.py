@@ -38,7 +38,10 @@ def _serve(conn, descriptor, compile: bool, max_block, block, threads: int) -> N
     evaluator = FastEvaluator(descriptor, block=block, compile=compile, max_block=max_block)
     net = spins = mu = out = None
     while True:
-        msg = conn.recv()
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the main process has gone
+            return
         if msg is None:
             return
         try:

@@ -104,8 +104,10 @@ class FastEvaluator:
     max_block:
         Upper bound on the default block (memory control).
     compile:
-        Wrap the per-block computation, the field table and the gradient through the fields in
-        ``torch.compile`` (one compilation per block shape); best with one CPU thread.
+        Wrap the per-block computation and the field table in ``torch.compile`` (one
+        compilation per block shape), and the gradient through the fields on lattices of at most
+        :data:`COMPILED_GRADIENT_SITES` sites; best with one CPU thread
+        (:mod:`itinerant.models.workers` uses more cores).
 
     Call it as ``evaluator(net, spins)``: the network's weights are read on every call (cheap), so
     changing them in place is always seen.

@@ -81,9 +81,10 @@ class MLForceField:
         (:mod:`itinerant.models.fastpath`: same numbers to rounding, time and memory linear in N);
         ``False`` uses autograd through the descriptor and network.
     compile:
-        Compile the fast path with ``torch.compile`` (its blocks, field table and gradient; seconds
-        to tens of seconds per block shape; 1.1-3.4x faster on one CPU thread, slower with two
-        threads: docs/performance.md).
+        Compile the fast path with ``torch.compile`` (its blocks and field table, and on lattices
+        up to 48 x 48 the gradient through the fields; seconds to tens of seconds per block shape;
+        1.1-3.4x faster on one CPU thread, slower with two threads: use ``workers`` for more
+        cores; docs/performance.md).
     workers:
         CPU only: evaluate the fast path in this many single-threaded worker processes, each a
         share of the lattice (:mod:`itinerant.models.workers`; one per core; with ``compile`` the

@@ -70,3 +70,15 @@ def test_force_field_with_workers(rng):
             MLForceField(ff.net, ff.metadata, lat, workers=bad)
     with pytest.raises(ValueError, match="CPU"):
         MLForceField(ff.net, ff.metadata, lat, workers=2, device="cuda")
+
+
+def test_a_dead_worker_is_an_error_and_the_pool_restarts(setup, rng):
+    lat, ff, pool = setup
+    s = torch.as_tensor(random_spins(lat.N, rng)[None])
+    mu = torch.zeros(1, lat.N, dtype=torch.float64)
+    E0 = pool(ff.net, s, mu)[0]
+    pool._procs[1].kill()
+    pool._procs[1].join()
+    with pytest.raises(RuntimeError, match="worker 1 died"):
+        pool(ff.net, s, mu)
+    np.testing.assert_allclose(pool(ff.net, s, mu)[0], E0, rtol=1e-13)

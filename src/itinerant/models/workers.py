@@ -105,7 +105,7 @@ class WorkerPool:
         self._options = (bool(compile), max_block, block)
         self._conns: list = []
         self._procs: list = []
-        self._net_key = None
+        self._net_key = self._net = None
         self._buffers_key = None
         self._buffers = None
         self.busy_seconds: list[float] = []
@@ -145,8 +145,9 @@ class WorkerPool:
         key = (id(net),) + tuple((id(t), t._version)
                                  for t in net.state_dict(keep_vars=True).values())
         if key != self._net_key:
-            self._broadcast(lambda p: ("net", copy.deepcopy(net).cpu()))
-            self._net_key = key
+            sent = copy.deepcopy(net).cpu()
+            self._broadcast(lambda p: ("net", sent))
+            self._net_key, self._net = key, net   # held: its ids cannot be reused meanwhile
         spins_buf, mu_buf, outs = self._shared(spins, mu)
         spins_buf.copy_(spins.detach())
         if mu is not None:
@@ -174,15 +175,22 @@ class WorkerPool:
 
     def _broadcast(self, message) -> None:
         """Send ``message(p)`` to every worker p, then wait for all the answers."""
+        def died(p):
+            code = self._procs[p].exitcode
+            self.close()
+            return RuntimeError(f"fast-path worker {p} died (exit code {code})")
+
         for p, conn in enumerate(self._conns):
-            conn.send(message(p))
+            try:
+                conn.send(message(p))
+            except OSError:
+                raise died(p) from None
         errors, busy = [], []
-        for p, (conn, proc) in enumerate(zip(self._conns, self._procs)):
+        for p, conn in enumerate(self._conns):
             try:
                 status, detail = conn.recv()
             except (EOFError, OSError):
-                self.close()
-                raise RuntimeError(f"fast-path worker {p} died (exit code {proc.exitcode})") from None
+                raise died(p) from None
             if status == "error":
                 errors.append(f"worker {p}:\n{detail}")
             else:

@@ -70,6 +70,8 @@ def test_force_field_with_workers(rng):
             MLForceField(ff.net, ff.metadata, lat, workers=bad)
     with pytest.raises(ValueError, match="CPU"):
         MLForceField(ff.net, ff.metadata, lat, workers=2, device="cuda")
+    with pytest.raises(ValueError, match="fast path"):
+        MLForceField(ff.net, ff.metadata, lat, workers=2, fast=False)
 
 
 def test_a_dead_worker_is_an_error_and_the_pool_restarts(setup, rng):

@@ -128,6 +128,9 @@ class MLForceField:
         self.net = copy.deepcopy(net).to(device=self.device, dtype=self.dtype).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
+        if self.workers > 1 and not (self.fast and fastpath.supports(self.net)):
+            raise ValueError("workers > 1 evaluates the fast path, which this force field does not "
+                             "use (fast=False, or a network the fast path does not support)")
         self._descriptors: dict[int, torch.nn.Module] = {}
         if lattice is None:
             sizes = metadata.get("training", {}).get("sizes") or [metadata["model"].get("L")]

@@ -104,7 +104,8 @@ def test_bad_options_are_clear_errors():
     for args, msg in ((["--solvers", "ml,dft"], "unknown solvers"),
                       (["--dtype", "float16"], "unknown dtype"),
                       (["--sizes", "30,x"], "sizes"),
-                      (["--lattice", "kagome"], "unknown lattice")):
+                      (["--lattice", "kagome"], "unknown lattice"),
+                      (["--workers", "0"], "workers")):
         res = runner.invoke(app, ["bench", *args])
         assert res.exit_code == 2 and msg in res.output, res.output
     with pytest.raises(ValueError, match="L = 9"):
@@ -118,3 +119,21 @@ def test_shipped_mu_conditioned_model_runs_canonically_at_any_size():
     assert row["ensemble"] == "canonical, N_e = 872"
     assert row["site_evals_per_s"] > 0
     assert bench.bench_force_field("ml", "square", 12, repeat=1, memory=False)["ensemble"] is None
+
+
+def test_worker_rows():
+    """``--workers 1,2``: every learned-model measurement in both set-ups (and compiled with
+    ``--compile``), labelled apart in the targets; a 2-worker LLG row is a real measurement."""
+    from itinerant.cli.bench import plan
+
+    specs = plan(["exact", "ml"], [30], ["square"], ["float32"], "cpu", [2], 30, [], [64], 1,
+                 {"square": ["default"]}, True, 1, False, workers=[1, 2])
+    ml = [(s["what"], s.get("compile", False), s.get("workers", 1)) for s in specs
+          if s["what"] in ("llg", "force_field") and s.get("solver", "ml") == "ml"]
+    assert sorted(ml) == sorted((w, c, k) for w in ("force_field", "llg") for c in (False, True)
+                                for k in (1, 2))
+    assert all("workers" not in s for s in specs if s.get("solver") == "exact")
+    row = bench.bench_llg("square", 10, steps=1, workers=2)
+    assert row["workers"] == 2 and row["evals_per_step"] == 4
+    key = bench.targets([{**row, "L": 256}])["llg_step_256_s"]
+    assert list(key) == ["square/default/float64/2 workers"]

@@ -276,7 +276,8 @@ def bench_force_field(solver: str, lattice: str, L: int, dtype: str = "float64",
     row = {"what": "force_field", "solver": solver, "model": model if solver == "ml" else None,
            "lattice": lattice, "L": L, "N": N, "dtype": _solver_dtype(solver, ff, dtype),
            "device": str(device), "threads": torch.get_num_threads(), "compile": compile,
-           "workers": workers, "ms": 1e3 * t["best_s"], "cpu_ms": 1e3 * t["cpu_s"], "median_ms": 1e3 * t["median_s"],
+           "workers": workers, "ms": 1e3 * t["best_s"], "cpu_ms": 1e3 * t["cpu_s"],
+           "median_ms": 1e3 * t["median_s"],
            "first_ms": 1e3 * t["first_s"], "repeats": t["repeats"],
            "site_evals_per_s": N / t["best_s"], "peak_mem_mb": mem, "mem_method": method,
            "load": load, "compile_s": compile_s, "ensemble": _ensemble(ff)}
@@ -326,7 +327,8 @@ def bench_llg(lattice: str, L: int, steps: int = 3, dtype: str = "float64", devi
     evals = ff.calls / steps
     return {"what": "llg", "solver": "ml", "model": model, "lattice": lattice, "L": L, "N": L * L,
             "dtype": dtype, "device": str(device), "threads": torch.get_num_threads(),
-            "compile": compile, "workers": workers, "integrator": sim.integrator, "dt": dt, "steps": steps,
+            "compile": compile, "workers": workers, "integrator": sim.integrator, "dt": dt,
+            "steps": steps,
             "evals_per_step": evals, "ms_per_step": 1e3 * wall / steps,
             "cpu_ms_per_step": 1e3 * cpu / steps, "steps_per_s": steps / wall,
             "ms_per_eval": 1e3 * wall / ff.calls, "load": load, "ensemble": _ensemble(ff.ff)}

@@ -328,8 +328,7 @@ def bench_llg(lattice: str, L: int, steps: int = 3, dtype: str = "float64", devi
     return {"what": "llg", "solver": "ml", "model": model, "lattice": lattice, "L": L, "N": L * L,
             "dtype": dtype, "device": str(device), "threads": torch.get_num_threads(),
             "compile": compile, "workers": workers, "integrator": sim.integrator, "dt": dt,
-            "steps": steps,
-            "evals_per_step": evals, "ms_per_step": 1e3 * wall / steps,
+            "steps": steps, "evals_per_step": evals, "ms_per_step": 1e3 * wall / steps,
             "cpu_ms_per_step": 1e3 * cpu / steps, "steps_per_s": steps / wall,
             "ms_per_eval": 1e3 * wall / ff.calls, "load": load, "ensemble": _ensemble(ff.ff)}
 

@@ -220,7 +220,6 @@ class FastEvaluator:
         g_table = torch.zeros_like(table)
         H = y_hi - y_lo + 2 * self.reach
         snap = self.n_fields * H * L
-        g_sites = torch.zeros_like(s_sites)
         for b0, kb, y0, nyb in share:
             rows, span = self._block_rows(kb, nyb, H)
             start = (b0 - b_lo) * snap + (y0 - y_lo) * L
@@ -233,12 +232,11 @@ class FastEvaluator:
             e, dg, dlength, dmu = self._body(g, length, mu_row, *weights)
             energy[b0:b0 + kb] += e.reshape(kb, -1).sum(1, dtype=torch.float64)
             g_table[start:start + span].scatter_add_(0, rows, dg.reshape(-1))
-            g_sites[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
+            grad[b0:b0 + kb, y0 * L:(y0 + nyb) * L] += (
                 2 * sites * dlength.reshape(-1, 1)).reshape(kb, -1, 3)
             if mu is not None:
                 g_mu[b0:b0 + kb, y0 * L:(y0 + nyb) * L] = dmu.reshape(kb, -1)
-        grad[b_lo:b_hi] = self._to_gradient(padded, g_table, y_lo)
-        grad += g_sites
+        grad[b_lo:b_hi] += self._to_gradient(padded, g_table, y_lo)
         return (energy, grad, g_mu) if mu is not None else (energy, grad)
 
     # ------------------------------------------------------------------ pieces

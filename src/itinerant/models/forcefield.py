@@ -322,15 +322,14 @@ class MLForceField:
             self._descriptors[L] = d.to(self.device)
         return self._descriptors[L]
 
-    def _evaluator(self, lat: Lattice) -> FastEvaluator:
-        """The (cached) fast-path evaluator for an ``L x L`` lattice."""
+    def _evaluator(self, lat: Lattice) -> FastEvaluator | WorkerPool:
+        """The (cached) fast-path evaluator for an ``L x L`` lattice (a pool of worker processes
+        when ``workers > 1``)."""
         if lat.L not in self._evaluators:
-            if self.workers > 1:
-                self._evaluators[lat.L] = WorkerPool(self.descriptor(lat), self.workers,
-                                                     compile=self.compile, max_block=self.max_sites)
-            else:
-                self._evaluators[lat.L] = FastEvaluator(self.descriptor(lat), compile=self.compile,
-                                                         max_block=self.max_sites)
+            opts = {"compile": self.compile, "max_block": self.max_sites}
+            self._evaluators[lat.L] = (
+                WorkerPool(self.descriptor(lat), self.workers, **opts) if self.workers > 1
+                else FastEvaluator(self.descriptor(lat), **opts))
         return self._evaluators[lat.L]
 
     def close(self) -> None:

@@ -134,7 +134,7 @@ class WorkerPool:
         if self._procs:
             self._finalizer()
         self._conns, self._procs = [], []
-        self._net_key = self._buffers_key = self._buffers = None
+        self._net_key = self._net = self._buffers_key = self._buffers = None
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, net, spins: torch.Tensor, mu: torch.Tensor | None = None):
